@@ -1,0 +1,145 @@
+//! Operations a sale asks the outside world to perform.
+//!
+//! Each operation is written to the outbox in the same transaction as the sale step that causes
+//! it, together with an idempotency key made before its first attempt. The key is the
+//! operation's identity at the remote side: Token X `requestId`, Finix `idempotency_id`. Every
+//! retry reuses it, so a repeated delivery is recognised rather than performed again.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::money::Money;
+use crate::sale::CardSlip;
+
+/// How a payment is named in the Token X payment report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ReportedMethod {
+    /// A card on a payment terminal.
+    Card,
+    /// Cash in the drawer.
+    Cash,
+    /// MobilePay.
+    Mobilepay,
+    /// Settle QR.
+    Settle,
+}
+
+/// One payment as reported to the cloud against a pump order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedPayment {
+    /// Method.
+    pub method: ReportedMethod,
+    /// The part of the order amount paid this way.
+    pub amount: Money,
+    /// The customer slip data of a card payment.
+    pub slip: Option<CardSlip>,
+}
+
+/// An outbound operation. The idempotency key travels beside it, never inside it, so no
+/// operation can be built without one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// Lock a pump order for this register (Token X Lock).
+    TokenxLock {
+        /// The order.
+        order_id: String,
+    },
+    /// Release a lock this register holds (Token X Unlock).
+    TokenxUnlock {
+        /// The order.
+        order_id: String,
+        /// The lock to release.
+        lock_id: String,
+    },
+    /// Release whatever lock this register may hold on an order whose lock outcome is unknown:
+    /// read the order and unlock it if the lock is this terminal's.
+    TokenxRelease {
+        /// The order.
+        order_id: String,
+    },
+    /// Report the payment of a pump order with its slip data (Token X Payment).
+    TokenxPayment {
+        /// The order.
+        order_id: String,
+        /// The lock held while paying.
+        lock_id: String,
+        /// What was paid, and how.
+        payments: Vec<ReportedPayment>,
+    },
+    /// Take a card-present payment on the configured terminal (Finix Transfer with a device).
+    CardSale {
+        /// Amount to charge.
+        amount: Money,
+    },
+    /// Print the sale's customer slip.
+    PrintSlip {
+        /// A reprint, marked as a copy.
+        copy: bool,
+    },
+}
+
+/// The kind of an operation, for retry policy, logs and the manager's queue view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// [`Op::TokenxLock`].
+    TokenxLock,
+    /// [`Op::TokenxUnlock`].
+    TokenxUnlock,
+    /// [`Op::TokenxRelease`].
+    TokenxRelease,
+    /// [`Op::TokenxPayment`].
+    TokenxPayment,
+    /// [`Op::CardSale`].
+    CardSale,
+    /// [`Op::PrintSlip`].
+    PrintSlip,
+}
+
+impl OpKind {
+    /// The stable name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::TokenxLock => "tokenx_lock",
+            OpKind::TokenxUnlock => "tokenx_unlock",
+            OpKind::TokenxRelease => "tokenx_release",
+            OpKind::TokenxPayment => "tokenx_payment",
+            OpKind::CardSale => "card_sale",
+            OpKind::PrintSlip => "print_slip",
+        }
+    }
+}
+
+impl Op {
+    /// This operation's kind.
+    pub fn kind(&self) -> OpKind {
+        match self {
+            Op::TokenxLock { .. } => OpKind::TokenxLock,
+            Op::TokenxUnlock { .. } => OpKind::TokenxUnlock,
+            Op::TokenxRelease { .. } => OpKind::TokenxRelease,
+            Op::TokenxPayment { .. } => OpKind::TokenxPayment,
+            Op::CardSale { .. } => OpKind::CardSale,
+            Op::PrintSlip { .. } => OpKind::PrintSlip,
+        }
+    }
+
+    /// The delivery lane. Messages in one lane are delivered strictly in order; lanes are
+    /// independent, so a slow printer never holds back a payment report.
+    pub fn lane(&self, sale_id: &str) -> String {
+        match self {
+            Op::PrintSlip { .. } => "printer".to_string(),
+            _ => format!("sale:{sale_id}"),
+        }
+    }
+}
+
+/// An operation together with the idempotency key it will carry on every attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queued {
+    /// The idempotency key.
+    pub key: String,
+    /// The operation.
+    pub op: Op,
+}
