@@ -1,1 +1,161 @@
-//! placeholder
+//! Kasa's local SQLite database.
+//!
+//! One file holds cached pump orders, sales, the locks this register may hold, the outbox of
+//! operations still to deliver, and the hash-chained journal. The database runs in WAL mode
+//! with `synchronous=FULL`: a step that returns has reached the disk.
+//!
+//! Writes go through [`Store::write`], which opens one transaction and hands it down as a
+//! [`Tx`]; nothing in this crate opens a transaction behind the caller's back. A sale step, its
+//! outbox messages and its journal entry therefore commit together or not at all.
+
+mod journal;
+mod locks;
+mod orders;
+mod outbox;
+mod sales;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+pub use journal::JournalStats;
+pub use locks::LockRow;
+pub use outbox::{OutboxRow, OutboxState, QueueCounts};
+
+/// Migrations in order; the database's `user_version` is the number applied.
+const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../migrations/0001_init.sql"))];
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored JSON value could not be read or written.
+    #[error("stored data could not be read: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The database was written by a newer Kasa.
+    #[error("the database at {path} has schema version {found}, newer than this Kasa ({known}); update Kasa")]
+    TooNew {
+        /// Database file.
+        path: String,
+        /// Version found.
+        found: i64,
+        /// Newest version known here.
+        known: i64,
+    },
+    /// A row that must exist does not.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A stored value is not what Kasa writes.
+    #[error("stored data is invalid: {0}")]
+    Invalid(String),
+}
+
+/// The database.
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+/// An open write transaction. Every write function of the store takes one.
+pub struct Tx<'a> {
+    tx: Transaction<'a>,
+}
+
+impl<'a> Tx<'a> {
+    /// The underlying connection, for queries this crate does not wrap.
+    pub fn conn(&self) -> &Connection {
+        &self.tx
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut store = Store { conn: Mutex::new(conn), path: path.to_path_buf() };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let conn = self.conn.get_mut().unwrap_or_else(|e| e.into_inner());
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew { path: self.path.display().to_string(), found: version, known });
+        }
+        for (i, (_name, sql)) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction half-applied (SQLite rolls
+        // back an unfinished one), so the connection stays usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` in one write transaction; commits if it returns `Ok`, rolls back otherwise.
+    pub fn write<T, E>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
+        let tx = Tx { tx };
+        let out = f(&tx)?;
+        tx.tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    /// Runs read-only queries on the connection.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let conn = self.lock();
+        f(&conn)
+    }
+
+    /// SQLite's own consistency check; `Ok(())` when it answers "ok".
+    pub fn integrity_check(&self) -> Result<(), StoreError> {
+        let answer: String = self.read(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))?;
+        if answer == "ok" { Ok(()) } else { Err(StoreError::Invalid(format!("integrity check: {answer}"))) }
+    }
+}
+
+/// RFC 3339 text for a timestamp column.
+fn ts(at: time::OffsetDateTime) -> String {
+    kasa_core::journal::format_time(at)
+}
+
+/// Parses an RFC 3339 column.
+fn parse_ts(text: &str) -> Result<time::OffsetDateTime, StoreError> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| StoreError::Invalid(format!("timestamp '{text}': {e}")))
+}
+
+#[cfg(test)]
+mod tests;

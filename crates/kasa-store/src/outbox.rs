@@ -1,0 +1,244 @@
+//! The transactional outbox.
+//!
+//! Messages are appended in the transaction of the step that causes them and delivered lane by
+//! lane in id order: the head of a lane is the oldest message that is neither done nor
+//! discarded. A parked message (a permanent failure waiting for the manager) keeps its lane
+//! closed, because later messages of a sale may depend on it.
+
+use kasa_core::op::{Op, Queued};
+use rusqlite::{Connection, OptionalExtension, params};
+use time::OffsetDateTime;
+
+use crate::{Store, StoreError, Tx, parse_ts, ts};
+
+/// Where a message is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxState {
+    /// Waiting for (another) delivery attempt.
+    Pending,
+    /// Delivered and acknowledged.
+    Done,
+    /// Failed permanently; waiting for the manager.
+    Parked,
+    /// Discarded by the manager (journaled).
+    Discarded,
+}
+
+impl OutboxState {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Done => "done",
+            OutboxState::Parked => "parked",
+            OutboxState::Discarded => "discarded",
+        }
+    }
+
+    fn parse(s: &str) -> Result<OutboxState, StoreError> {
+        Ok(match s {
+            "pending" => OutboxState::Pending,
+            "done" => OutboxState::Done,
+            "parked" => OutboxState::Parked,
+            "discarded" => OutboxState::Discarded,
+            other => return Err(StoreError::Invalid(format!("outbox state '{other}'"))),
+        })
+    }
+}
+
+/// One outbox message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Position in the outbox.
+    pub id: i64,
+    /// Delivery lane.
+    pub lane: String,
+    /// The sale that caused it.
+    pub sale_id: Option<String>,
+    /// Idempotency key, reused by every attempt.
+    pub key: String,
+    /// The operation.
+    pub op: Op,
+    /// State.
+    pub state: OutboxState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Earliest next attempt, unix milliseconds.
+    pub next_attempt_ms: i64,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: OffsetDateTime,
+}
+
+/// Queue depth for the status bar and the manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct QueueCounts {
+    /// Waiting for delivery.
+    pub pending: i64,
+    /// Parked for the manager.
+    pub parked: i64,
+}
+
+const COLUMNS: &str =
+    "id, lane, sale_id, idempotency_key, op, state, attempts, next_attempt_ms, last_error, created_at";
+
+type RawRow = (i64, String, Option<String>, String, String, String, u32, i64, Option<String>, String);
+
+fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
+}
+
+fn from_raw(r: RawRow) -> Result<OutboxRow, StoreError> {
+    let (id, lane, sale_id, key, op, state, attempts, next_attempt_ms, last_error, created_at) = r;
+    Ok(OutboxRow {
+        id,
+        lane,
+        sale_id,
+        key,
+        op: serde_json::from_str(&op)?,
+        state: OutboxState::parse(&state)?,
+        attempts,
+        next_attempt_ms,
+        last_error,
+        created_at: parse_ts(&created_at)?,
+    })
+}
+
+fn query(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows = stmt.query_map(p, raw)?.collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(from_raw).collect()
+}
+
+fn unix_ms(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl Tx<'_> {
+    /// Appends a message; it is due at once. Returns its id.
+    pub fn enqueue(&self, sale_id: Option<&str>, queued: &Queued, now: OffsetDateTime) -> Result<i64, StoreError> {
+        let lane = queued.op.lane(sale_id.unwrap_or("-"));
+        self.conn().execute(
+            "INSERT INTO outbox (lane, sale_id, kind, idempotency_key, op, state, attempts, next_attempt_ms, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7)",
+            params![
+                lane,
+                sale_id,
+                queued.op.kind().as_str(),
+                queued.key,
+                serde_json::to_string(&queued.op)?,
+                unix_ms(now),
+                ts(now)
+            ],
+        )?;
+        Ok(self.conn().last_insert_rowid())
+    }
+
+    /// Marks a message delivered.
+    pub fn outbox_done(&self, id: i64, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.finish(id, OutboxState::Done, None, now)
+    }
+
+    /// Parks a message for the manager with the reason.
+    pub fn outbox_park(&self, id: i64, reason: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.finish(id, OutboxState::Parked, Some(reason), now)
+    }
+
+    /// Marks a parked message discarded by the manager.
+    pub fn outbox_discard(&self, id: i64, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.finish(id, OutboxState::Discarded, None, now)
+    }
+
+    /// Counts a failed attempt and schedules the next one.
+    pub fn outbox_retry_at(&self, id: i64, error: &str, next_attempt: OffsetDateTime) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3 WHERE id = ?1",
+            params![id, error, unix_ms(next_attempt)],
+        )?;
+        Ok(())
+    }
+
+    /// Puts a parked message back in line, due at once.
+    pub fn outbox_unpark(&self, id: i64, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE outbox SET state = 'pending', next_attempt_ms = ?2, finished_at = NULL WHERE id = ?1 AND state = 'parked'",
+            params![id, unix_ms(now)],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// One message, inside the transaction.
+    pub fn outbox_row(&self, id: i64) -> Result<OutboxRow, StoreError> {
+        query(self.conn(), &format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"), [id])?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("outbox message {id}")))
+    }
+
+    fn finish(&self, id: i64, state: OutboxState, error: Option<&str>, now: OffsetDateTime) -> Result<(), StoreError> {
+        let n = self.conn().execute(
+            "UPDATE outbox SET state = ?2, last_error = COALESCE(?3, last_error), finished_at = ?4,
+                 attempts = attempts + CASE WHEN ?2 = 'discarded' THEN 0 ELSE 1 END
+             WHERE id = ?1",
+            params![id, state.as_str(), error, ts(now)],
+        )?;
+        if n == 1 { Ok(()) } else { Err(StoreError::NotFound(format!("outbox message {id}"))) }
+    }
+}
+
+impl Store {
+    /// The heads of lanes that are due at `now`, oldest first, skipping `busy` lanes.
+    pub fn outbox_due(&self, now: OffsetDateTime, busy: &[String], limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        let busy = serde_json::to_string(busy)?;
+        self.read(|c| {
+            query(
+                c,
+                &format!(
+                    "SELECT {COLUMNS} FROM outbox o
+                     WHERE o.state = 'pending' AND o.next_attempt_ms <= ?1
+                       AND o.lane NOT IN (SELECT value FROM json_each(?2))
+                       AND o.id = (SELECT MIN(h.id) FROM outbox h WHERE h.lane = o.lane AND h.state IN ('pending', 'parked'))
+                     ORDER BY o.id LIMIT ?3"
+                ),
+                params![unix_ms(now), busy, limit],
+            )
+        })
+    }
+
+    /// When the next pending message falls due (unix ms), if any is pending.
+    pub fn outbox_next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT MIN(next_attempt_ms) FROM outbox WHERE state = 'pending'", [], |r| r.get(0))
+                .optional()?
+                .flatten())
+        })
+    }
+
+    /// Pending and parked messages, oldest first.
+    pub fn outbox_open(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        self.read(|c| {
+            query(
+                c,
+                &format!("SELECT {COLUMNS} FROM outbox WHERE state IN ('pending', 'parked') ORDER BY id LIMIT ?1"),
+                [limit],
+            )
+        })
+    }
+
+    /// Every message of one sale, oldest first.
+    pub fn outbox_of_sale(&self, sale_id: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        self.read(|c| query(c, &format!("SELECT {COLUMNS} FROM outbox WHERE sale_id = ?1 ORDER BY id"), [sale_id]))
+    }
+
+    /// Pending and parked counts.
+    pub fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'parked'), 0)
+                 FROM outbox WHERE state IN ('pending', 'parked')",
+                [],
+                |r| Ok(QueueCounts { pending: r.get(0)?, parked: r.get(1)? }),
+            )?)
+        })
+    }
+}

@@ -1,0 +1,211 @@
+//! Store tests: atomic steps, migrations, lane order and the journal chain on disk.
+
+use kasa_core::op::{Op, Queued};
+use kasa_core::{Basket, Currency, Money, Sale, SaleId, SaleState, ShopItem};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use super::*;
+
+const NOW: OffsetDateTime = datetime!(2026-11-21 12:00 UTC);
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("kasa.db")).unwrap();
+    (dir, store)
+}
+
+fn sale(id: &str) -> Sale {
+    let mut b = Basket::new(Currency::TRY);
+    b.add_item(
+        ShopItem {
+            sku: "1".into(),
+            name: "Çay".into(),
+            unit_price: Money::new(1500, Currency::TRY),
+            vat_rate_bp: 1000,
+        },
+        1,
+    )
+    .unwrap();
+    Sale::new(SaleId(id.into()), b, NOW)
+}
+
+fn q(key: &str, op: Op) -> Queued {
+    Queued { key: key.into(), op }
+}
+
+fn lock_op() -> Op {
+    Op::TokenxLock { order_id: "O1".into() }
+}
+
+#[test]
+fn a_step_its_outbox_and_journal_commit_together() {
+    let (_d, store) = store();
+    let s = sale("S1");
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            tx.put_sale(&s)?;
+            tx.enqueue(Some("S1"), &q("k1", lock_op()), NOW)?;
+            tx.append_journal(&s.opened_record(), NOW)?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(store.sale("S1").unwrap().unwrap(), s);
+    assert_eq!(store.outbox_of_sale("S1").unwrap().len(), 1);
+    assert_eq!(store.journal_stats().unwrap().entries, 1);
+}
+
+#[test]
+fn a_failing_step_leaves_nothing_behind() {
+    let (_d, store) = store();
+    store.write(|tx| tx.enqueue(Some("S0"), &q("dup", lock_op()), NOW)).unwrap();
+    let s = sale("S1");
+    // The second enqueue violates the unique idempotency key after the sale and journal rows
+    // were written in the same transaction: all of it must roll back.
+    let err = store.write(|tx| -> Result<(), StoreError> {
+        tx.put_sale(&s)?;
+        tx.append_journal(&s.opened_record(), NOW)?;
+        tx.enqueue(Some("S1"), &q("dup", lock_op()), NOW)?;
+        Ok(())
+    });
+    assert!(matches!(err, Err(StoreError::Sqlite(_))));
+    assert_eq!(store.sale("S1").unwrap(), None);
+    assert_eq!(store.journal_stats().unwrap().entries, 0);
+    assert!(store.outbox_of_sale("S1").unwrap().is_empty());
+
+    // An error returned by the caller rolls back as well.
+    let err: Result<(), StoreError> = store.write(|tx| {
+        tx.put_sale(&s)?;
+        Err(StoreError::Invalid("stop".into()))
+    });
+    assert!(err.is_err());
+    assert_eq!(store.sale("S1").unwrap(), None);
+}
+
+#[test]
+fn reopening_keeps_data_and_does_not_rerun_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kasa.db");
+    {
+        let store = Store::open(&path).unwrap();
+        store.write(|tx| tx.put_sale(&sale("S1"))).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert!(store.sale("S1").unwrap().is_some());
+    let (mode, sync): (String, i64) = store
+        .read(|c| {
+            Ok((
+                c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+                c.query_row("PRAGMA synchronous", [], |r| r.get(0))?,
+            ))
+        })
+        .unwrap();
+    assert_eq!((mode.as_str(), sync), ("wal", 2), "WAL with synchronous=FULL");
+    store.integrity_check().unwrap();
+}
+
+#[test]
+fn a_database_from_a_newer_kasa_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kasa.db");
+    drop(Store::open(&path).unwrap());
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.pragma_update(None, "user_version", 99).unwrap();
+    drop(c);
+    let err = Store::open(&path).unwrap_err();
+    assert!(err.to_string().contains("newer than this Kasa"), "{err}");
+}
+
+#[test]
+fn lanes_deliver_in_order_and_parked_messages_hold_their_lane() {
+    let (_d, store) = store();
+    let ids = store
+        .write(|tx| -> Result<Vec<i64>, StoreError> {
+            Ok(vec![
+                tx.enqueue(Some("A"), &q("a1", lock_op()), NOW)?,
+                tx.enqueue(Some("A"), &q("a2", Op::CardSale { amount: Money::new(1, Currency::TRY) }), NOW)?,
+                tx.enqueue(Some("B"), &q("b1", lock_op()), NOW)?,
+                tx.enqueue(Some("A"), &q("p1", Op::PrintSlip { copy: false }), NOW)?,
+            ])
+        })
+        .unwrap();
+    let due = store.outbox_due(NOW, &[], 10).unwrap();
+    let keys: Vec<&str> = due.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["a1", "b1", "p1"], "one head per lane");
+
+    // A busy lane is skipped.
+    let due = store.outbox_due(NOW, &["sale:A".to_string()], 10).unwrap();
+    assert_eq!(due.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["b1", "p1"]);
+
+    // A retry later is not due now.
+    store.write(|tx| tx.outbox_retry_at(ids[2], "503", NOW + time::Duration::seconds(5))).unwrap();
+    assert!(store.outbox_due(NOW, &[], 10).unwrap().iter().all(|r| r.key != "b1"));
+    assert_eq!(store.outbox_next_due_ms().unwrap(), Some((NOW.unix_timestamp_nanos() / 1_000_000) as i64));
+
+    // Parking the head closes the lane; unparking opens it again.
+    store.write(|tx| tx.outbox_park(ids[0], "401 unauthorized", NOW)).unwrap();
+    assert!(store.outbox_due(NOW, &[], 10).unwrap().iter().all(|r| r.lane != "sale:A"));
+    assert_eq!(store.queue_counts().unwrap(), QueueCounts { pending: 3, parked: 1 });
+    assert!(store.write(|tx| tx.outbox_unpark(ids[0], NOW)).unwrap());
+    store.write(|tx| tx.outbox_done(ids[0], NOW)).unwrap();
+    let due = store.outbox_due(NOW, &[], 10).unwrap();
+    assert_eq!(due[0].key, "a2");
+    assert_eq!(due[0].attempts, 0);
+}
+
+#[test]
+fn journal_on_disk_is_append_only_and_verifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kasa.db");
+    let store = Store::open(&path).unwrap();
+    for i in 0..5 {
+        store.write(|tx| tx.append_journal(&sale(&format!("S{i}")).opened_record(), NOW)).unwrap();
+    }
+    assert!(store.verify_journal().unwrap().is_intact());
+    assert_eq!(store.journal_for_sale("S3").unwrap().len(), 1);
+    assert_eq!(store.journal_page(2, 2).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
+
+    // The triggers refuse edits through Kasa's own connection.
+    let err = store.read(|c| Ok(c.execute("UPDATE journal SET data = '{}' WHERE seq = 2", [])?));
+    assert!(err.unwrap_err().to_string().contains("append-only"));
+    drop(store);
+
+    // Someone with the file drops the triggers and edits an entry: verification finds it.
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch("DROP TRIGGER journal_no_update; UPDATE journal SET data = '{\"forged\":1}' WHERE seq = 2;")
+        .unwrap();
+    drop(c);
+    let store = Store::open(&path).unwrap();
+    let v = store.verify_journal().unwrap();
+    assert_eq!(v.first_break.unwrap().seq, 2);
+}
+
+#[test]
+fn locks_are_tracked_until_the_cloud_confirms_them_gone() {
+    let (_d, store) = store();
+    store.write(|tx| tx.lock_requested("O1", "S1", "k1", NOW)).unwrap();
+    assert_eq!(store.lock_of("O1").unwrap().unwrap().lock_id, None);
+    store.write(|tx| tx.lock_held("O1", "L1", NOW, NOW)).unwrap();
+    let row = store.lock_of("O1").unwrap().unwrap();
+    assert_eq!((row.lock_id.as_deref(), row.expires_at), (Some("L1"), Some(NOW)));
+    store.write(|tx| tx.lock_gone("O1")).unwrap();
+    assert!(store.locks().unwrap().is_empty());
+}
+
+#[test]
+fn sales_are_found_by_state_and_order() {
+    let (_d, store) = store();
+    let mut a = sale("A");
+    a.state = SaleState::Paid;
+    let b = sale("B");
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            tx.put_sale(&a)?;
+            tx.put_sale(&b)
+        })
+        .unwrap();
+    let paid = store.sales_in(&[SaleState::Paid, SaleState::Reported]).unwrap();
+    assert_eq!(paid.iter().map(|s| s.id.0.as_str()).collect::<Vec<_>>(), ["A"]);
+    assert_eq!(store.count_sales(SaleState::Open).unwrap(), 1);
+    assert_eq!(store.recent_sales(10).unwrap().len(), 2);
+}
