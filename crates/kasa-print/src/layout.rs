@@ -1,0 +1,250 @@
+//! Slip layout: the slip as rows of text at a paper width, shared by every renderer.
+//!
+//! All alignment is done here, with spaces, so the ESC/POS bytes print exactly the rows the
+//! on-screen preview shows. Widths count characters: every character Kasa prints on a slip is
+//! one column wide in the printers' fonts.
+
+use kasa_core::Money;
+
+use crate::slip::{Slip, plain};
+
+/// Paper width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Width {
+    /// 58 mm roll: 32 columns of Font A.
+    #[serde(rename = "58mm")]
+    Mm58,
+    /// 80 mm roll: 48 columns of Font A.
+    #[serde(rename = "80mm")]
+    Mm80,
+}
+
+impl Width {
+    /// Columns of normal-size text.
+    pub fn columns(self) -> usize {
+        match self {
+            Width::Mm58 => 32,
+            Width::Mm80 => 48,
+        }
+    }
+}
+
+/// One row of the laid-out slip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Block {
+    /// A line of text, already padded.
+    Text {
+        /// The text.
+        text: String,
+        /// Emphasised.
+        bold: bool,
+        /// Double width and height (each character takes two columns).
+        big: bool,
+    },
+    /// A QR code.
+    Qr(String),
+}
+
+impl Block {
+    fn plain(text: String) -> Block {
+        Block::Text { text, bold: false, big: false }
+    }
+}
+
+fn width_of(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// Splits text into lines of at most `cols` characters, at spaces where possible. Leading
+/// spaces indent every line.
+pub fn wrap(text: &str, cols: usize) -> Vec<String> {
+    let body = text.trim_start_matches(' ');
+    let indent = text.len() - body.len();
+    if indent > 0 && indent < cols {
+        let pad = " ".repeat(indent);
+        return wrap_words(body, cols - indent).into_iter().map(|l| format!("{pad}{l}")).collect();
+    }
+    wrap_words(body, cols)
+}
+
+fn wrap_words(text: &str, cols: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        let mut word = word.to_string();
+        loop {
+            let need = if cur.is_empty() { width_of(&word) } else { width_of(&cur) + 1 + width_of(&word) };
+            if need <= cols {
+                if !cur.is_empty() {
+                    cur.push(' ');
+                }
+                cur.push_str(&word);
+                break;
+            }
+            if !cur.is_empty() {
+                lines.push(std::mem::take(&mut cur));
+                continue;
+            }
+            // A word longer than the line is cut.
+            let head: String = word.chars().take(cols).collect();
+            word = word.chars().skip(cols).collect();
+            lines.push(head);
+            if word.is_empty() {
+                break;
+            }
+        }
+    }
+    if !cur.is_empty() || lines.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+fn center(text: &str, cols: usize) -> String {
+    let w = width_of(text);
+    if w >= cols { text.to_string() } else { format!("{}{}", " ".repeat((cols - w) / 2), text) }
+}
+
+/// `left` and `right` on one line with `right` flush right. A long `left` wraps at the full
+/// width; `right` goes on the last line if it fits there, else on a line of its own.
+fn pair(left: &str, right: &str, cols: usize) -> Vec<String> {
+    let rw = width_of(right);
+    let mut lines = wrap(left, cols);
+    let last = lines.pop().unwrap_or_default();
+    let lw = width_of(&last);
+    if lw + 1 + rw <= cols {
+        lines.push(format!("{last}{}{right}", " ".repeat(cols - lw - rw)));
+    } else {
+        lines.push(last);
+        lines.push(format!("{}{right}", " ".repeat(cols.saturating_sub(rw))));
+    }
+    lines
+}
+
+/// Lays out a slip for a paper width.
+pub fn layout(slip: &Slip, width: Width) -> Vec<Block> {
+    let cols = width.columns();
+    let labels = slip.store.labels();
+    let mut out = Vec::new();
+    let rule = || Block::plain("-".repeat(cols));
+    let text = |out: &mut Vec<Block>, s: String| out.push(Block::plain(s));
+
+    for l in wrap(&slip.store.name, cols / 2) {
+        out.push(Block::Text { text: center(&l, cols / 2), bold: true, big: true });
+    }
+    for a in &slip.store.address {
+        for l in wrap(a, cols) {
+            text(&mut out, center(&l, cols));
+        }
+    }
+    for l in wrap(&slip.store.tax_id, cols) {
+        text(&mut out, center(&l, cols));
+    }
+    if slip.copy {
+        out.push(Block::Text { text: center(labels.copy, cols), bold: true, big: false });
+    }
+    out.push(rule());
+    for l in
+        pair(&format!("{} {}", labels.date, slip.when), &format!("{} {}", labels.sale, short_id(&slip.sale_id)), cols)
+    {
+        text(&mut out, l);
+    }
+    out.push(rule());
+    for line in &slip.lines {
+        match &line.detail {
+            None => pair(&line.description, &plain(line.amount), cols).into_iter().for_each(|l| text(&mut out, l)),
+            Some(detail) => {
+                wrap(&line.description, cols).into_iter().for_each(|l| text(&mut out, l));
+                pair(&format!("  {detail}"), &plain(line.amount), cols).into_iter().for_each(|l| text(&mut out, l));
+            }
+        }
+    }
+    out.push(rule());
+    for l in pair(labels.total, &money_with_code(slip.total), cols) {
+        out.push(Block::Text { text: l, bold: true, big: false });
+    }
+    for (rate, vat) in &slip.vat {
+        for l in pair(&format!("{} %{}", labels.vat, rate_text(*rate)), &plain(*vat), cols) {
+            text(&mut out, l);
+        }
+    }
+    out.push(rule());
+    for p in &slip.payments {
+        for l in pair(&p.label, &plain(p.amount), cols) {
+            text(&mut out, l);
+        }
+        for (d, amount) in &p.details {
+            match amount {
+                Some(a) => pair(d, &plain(*a), cols).into_iter().for_each(|l| text(&mut out, l)),
+                None => wrap(&format!("  {d}"), cols).into_iter().for_each(|l| text(&mut out, l)),
+            }
+        }
+    }
+    if let Some(r) = &slip.receipt {
+        out.push(rule());
+        text(&mut out, labels.pump_receipt.to_string());
+        for l in wrap(&format!("  FİŞ NO {}  Z NO {}  EKÜ NO {}", r.fiscal_no, r.z_no, r.eku_no), cols) {
+            text(&mut out, l);
+        }
+    }
+    if !slip.store.footer.is_empty() {
+        out.push(rule());
+        for f in &slip.store.footer {
+            for l in wrap(f, cols) {
+                text(&mut out, center(&l, cols));
+            }
+        }
+    }
+    if let Some(q) = &slip.qr {
+        out.push(Block::Qr(q.clone()));
+    }
+    out
+}
+
+fn short_id(id: &str) -> &str {
+    let n = id.len();
+    if n > 8 { &id[n - 8..] } else { id }
+}
+
+fn rate_text(bp: u32) -> String {
+    if bp % 100 == 0 { format!("{}", bp / 100) } else { format!("{},{:02}", bp / 100, bp % 100) }
+}
+
+fn money_with_code(m: Money) -> String {
+    format!("{} {}", plain(m), m.currency)
+}
+
+/// The blocks as plain text, one row per line; a QR code shows as `[QR] data`.
+pub fn to_text(blocks: &[Block]) -> String {
+    let mut s = String::new();
+    for b in blocks {
+        match b {
+            Block::Text { text, .. } => s.push_str(text),
+            Block::Qr(data) => {
+                s.push_str("[QR] ");
+                s.push_str(data);
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapping_and_pairs_respect_the_width() {
+        assert_eq!(wrap("Kurşunsuz Benzin 95 Extra Uzun İsim", 16), ["Kurşunsuz Benzin", "95 Extra Uzun", "İsim"]);
+        assert_eq!(wrap("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 10), ["ABCDEFGHIJ", "KLMNOPQRST", "UVWXYZ"]);
+        assert_eq!(wrap("", 10), [""]);
+        assert_eq!(wrap("  Onay 004839 CHIP_ENTRY", 14), ["  Onay 004839", "  CHIP_ENTRY"]);
+        assert_eq!(pair("Çay", "15,00", 12), ["Çay    15,00"]);
+        assert_eq!(pair("Uzun ürün adı burada", "1.234,56", 16), ["Uzun ürün adı", "burada  1.234,56"]);
+        assert_eq!(pair("Uzun ürün adı", "1.234,56", 16), ["Uzun ürün adı", "        1.234,56"]);
+        for l in pair("Uzun ürün adı burada", "1.234,56", 16) {
+            assert!(l.chars().count() <= 16);
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! Serving a sandbox service on loopback, with faults and a record of every request.
+//!
+//! Each service gets its own listener on an ephemeral port. Instead of a stock server loop,
+//! connections are served one by one through [`FaultyService`], which can delay a request,
+//! answer it with a 5xx, drop the connection before the request is applied, or apply it and
+//! drop the connection before the response (the case that makes idempotency keys necessary).
+//! An outage closes the listening socket altogether, so clients see "connection refused"
+//! exactly as they would with the network down.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// Fault knobs of one service. Rates are probabilities per request, decided by a seeded random
+/// generator so a run can be repeated exactly.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Faults {
+    /// Added before every request is handled.
+    pub latency: Duration,
+    /// Probability of answering `503` without applying the request.
+    pub error_rate: f64,
+    /// Probability of closing the connection without applying the request.
+    pub drop_rate: f64,
+    /// Probability of applying the request and then closing the connection unanswered.
+    pub lost_response_rate: f64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults { latency: Duration::ZERO, error_rate: 0.0, drop_rate: 0.0, lost_response_rate: 0.0 }
+    }
+}
+
+/// What happened to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fate {
+    /// Handled and answered.
+    Answered,
+    /// Answered 503 by fault injection; not applied.
+    InjectedError,
+    /// Connection dropped before the request was applied.
+    Dropped,
+    /// Applied, then the connection was dropped before the response.
+    ResponseLost,
+}
+
+/// One request as a sandbox service received it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recorded {
+    /// Which service (`tokenx`, `finix`).
+    pub service: &'static str,
+    /// HTTP method.
+    pub method: String,
+    /// Path without the query.
+    pub path: String,
+    /// Query string, if any.
+    pub query: Option<String>,
+    /// Headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// Body as text.
+    pub body: String,
+    /// Status answered, if an answer was sent.
+    pub status: Option<u16>,
+    /// What happened.
+    pub fate: Fate,
+}
+
+impl Recorded {
+    /// The first header of that (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The shared record of requests across services.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    inner: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Recorder {
+    /// Every request so far, in arrival order.
+    pub fn all(&self) -> Vec<Recorded> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Requests of one service.
+    pub fn of(&self, service: &str) -> Vec<Recorded> {
+        self.all().into_iter().filter(|r| r.service == service).collect()
+    }
+
+    /// Forgets everything recorded so far.
+    pub fn clear(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    fn push(&self, r: Recorded) {
+        let mut v = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded so a long demo or soak run does not grow without end.
+        if v.len() >= 200_000 {
+            v.drain(..100_000);
+        }
+        v.push(r);
+    }
+}
+
+/// Live controls of one service: faults, outage and the random generator behind them.
+#[derive(Debug, Clone)]
+pub struct Control {
+    faults: Arc<Mutex<(Faults, StdRng)>>,
+    outage: watch::Sender<bool>,
+}
+
+impl Control {
+    fn new(seed: u64) -> Control {
+        let (outage, _) = watch::channel(false);
+        Control { faults: Arc::new(Mutex::new((Faults::default(), StdRng::seed_from_u64(seed)))), outage }
+    }
+
+    /// Sets the fault knobs.
+    pub fn set_faults(&self, faults: Faults) {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner()).0 = faults;
+    }
+
+    /// Reseeds the fault generator.
+    pub fn reseed(&self, seed: u64) {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner()).1 = StdRng::seed_from_u64(seed);
+    }
+
+    /// The current fault knobs.
+    pub fn faults(&self) -> Faults {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
+    }
+
+    /// Starts (`true`) or ends an outage: while it lasts the port refuses connections.
+    pub fn set_outage(&self, down: bool) {
+        self.outage.send_replace(down);
+    }
+
+    /// Whether an outage is on.
+    pub fn is_down(&self) -> bool {
+        *self.outage.borrow()
+    }
+
+    fn decide(&self) -> (Duration, Fate) {
+        let mut g = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        let (faults, rng) = &mut *g;
+        let roll: f64 = rng.random();
+        let fate = if roll < faults.drop_rate {
+            Fate::Dropped
+        } else if roll < faults.drop_rate + faults.error_rate {
+            Fate::InjectedError
+        } else if roll < faults.drop_rate + faults.error_rate + faults.lost_response_rate {
+            Fate::ResponseLost
+        } else {
+            Fate::Answered
+        };
+        (faults.latency, fate)
+    }
+}
+
+/// A running service.
+#[derive(Debug)]
+pub struct Served {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its controls.
+    pub control: Control,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Served {
+    /// `http://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Serves `router` on a fresh loopback port.
+pub async fn serve(service: &'static str, router: Router, recorder: Recorder, seed: u64) -> std::io::Result<Served> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let control = Control::new(seed);
+    let svc = FaultyService { service, router, recorder, control: control.clone() };
+    let task = tokio::spawn(accept_loop(listener, addr, svc, control.outage.subscribe()));
+    Ok(Served { addr, control, task })
+}
+
+async fn accept_loop(listener: TcpListener, addr: SocketAddr, svc: FaultyService, mut outage: watch::Receiver<bool>) {
+    let mut listener = Some(listener);
+    loop {
+        match listener.take() {
+            Some(l) => {
+                tokio::select! {
+                    accepted = l.accept() => {
+                        listener = Some(l);
+                        if let Ok((stream, _)) = accepted {
+                            let svc = svc.clone();
+                            tokio::spawn(async move {
+                                let conn = hyper::server::conn::http1::Builder::new()
+                                    .serve_connection(TokioIo::new(stream), svc);
+                                let _ = conn.await;
+                            });
+                        }
+                    }
+                    changed = outage.changed() => {
+                        if changed.is_err() { return; }
+                        if *outage.borrow() {
+                            drop(l); // close the port: connections are refused
+                        } else {
+                            listener = Some(l);
+                        }
+                    }
+                }
+            }
+            None => {
+                if outage.changed().await.is_err() {
+                    return;
+                }
+                if !*outage.borrow() {
+                    // Rebind the same port; retry briefly in case the OS holds it a moment.
+                    let started = Instant::now();
+                    while listener.is_none() && started.elapsed() < Duration::from_secs(5) {
+                        match TcpListener::bind(addr).await {
+                            Ok(l) => listener = Some(l),
+                            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                        }
+                    }
+                    if listener.is_none() {
+                        tracing::error!(%addr, "sandbox could not listen again after an outage");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct FaultyService {
+    service: &'static str,
+    router: Router,
+    recorder: Recorder,
+    control: Control,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl hyper::service::Service<Request<Incoming>> for FaultyService {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let bytes = body.collect().await?.to_bytes();
+            let (latency, fate) = this.control.decide();
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            let mut rec = Recorded {
+                service: this.service,
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_string(),
+                query: parts.uri.query().map(str::to_string),
+                headers: parts
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .collect(),
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+                status: None,
+                fate,
+            };
+            // Control endpoints of the sandbox itself are never faulted nor recorded.
+            if parts.uri.path().starts_with("/_sim/") {
+                let req = Request::from_parts(parts, Body::from(bytes));
+                return Ok(route(this.router, req).await);
+            }
+            match fate {
+                Fate::Dropped => {
+                    this.recorder.push(rec);
+                    Err("connection dropped by fault injection".into())
+                }
+                Fate::InjectedError => {
+                    rec.status = Some(503);
+                    this.recorder.push(rec);
+                    let body = serde_json::json!({"code": "SERVICE_UNAVAILABLE", "message": "injected fault"});
+                    Ok(Response::builder()
+                        .status(StatusCode::SERVICE_UNAVAILABLE)
+                        .header("content-type", "application/json")
+                        .body(Body::from(body.to_string()))?)
+                }
+                Fate::ResponseLost => {
+                    let req = Request::from_parts(parts, Body::from(bytes));
+                    let _applied = route(this.router, req).await;
+                    this.recorder.push(rec);
+                    Err("response lost by fault injection".into())
+                }
+                Fate::Answered => {
+                    let req = Request::from_parts(parts, Body::from(bytes));
+                    let resp = route(this.router, req).await;
+                    rec.status = Some(resp.status().as_u16());
+                    this.recorder.push(rec);
+                    Ok(resp)
+                }
+            }
+        })
+    }
+}
+
+async fn route(router: Router, req: Request<Body>) -> Response<Body> {
+    let Ok(resp) = router.oneshot(req).await;
+    resp
+}

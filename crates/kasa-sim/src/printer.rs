@@ -1,0 +1,135 @@
+//! A virtual ESC/POS receipt printer on a loopback TCP port (like a network printer's 9100).
+//!
+//! Each connection is one job: the bytes received until the sender closes are kept, and the
+//! printable text is decoded with `kasa_print::decode`. Real-time status requests (`DLE EOT n`)
+//! are answered as an Epson TM printer would, with a paper-out knob.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// One print job as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// Raw ESC/POS bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Job {
+    /// The printed text, decoded the way the printer would print it.
+    pub fn text(&self) -> String {
+        kasa_print::decode::printed_text(&self.bytes)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    jobs: Vec<Job>,
+    paper_out: bool,
+}
+
+/// The virtual printer.
+pub struct VirtualPrinter {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    arrived: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for VirtualPrinter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VirtualPrinter").field("addr", &self.addr).finish()
+    }
+}
+
+impl Drop for VirtualPrinter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl VirtualPrinter {
+    /// Starts listening on a fresh loopback port.
+    pub async fn start() -> std::io::Result<VirtualPrinter> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State::default()));
+        let arrived = Arc::new(Notify::new());
+        let (s, a) = (state.clone(), arrived.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let (s, a) = (s.clone(), a.clone());
+                tokio::spawn(async move {
+                    let mut bytes = Vec::new();
+                    let mut buf = [0_u8; 4096];
+                    loop {
+                        let read = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await;
+                        let n = match read {
+                            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                            Ok(Ok(n)) => n,
+                        };
+                        let start = bytes.len();
+                        bytes.extend_from_slice(&buf[..n]);
+                        // Answer any status request in what just arrived.
+                        let paper_out = s.lock().unwrap_or_else(|e| e.into_inner()).paper_out;
+                        for reply in status_replies(&bytes[start.saturating_sub(2)..], paper_out) {
+                            let _ = sock.write_all(&[reply]).await;
+                        }
+                    }
+                    if !bytes.is_empty() {
+                        s.lock().unwrap_or_else(|e| e.into_inner()).jobs.push(Job { bytes });
+                        a.notify_waiters();
+                    }
+                });
+            }
+        });
+        Ok(VirtualPrinter { addr, state, arrived, task })
+    }
+
+    /// Every job received, oldest first.
+    pub fn jobs(&self) -> Vec<Job> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).jobs.clone()
+    }
+
+    /// Sets the paper-out sensor.
+    pub fn set_paper_out(&self, out: bool) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).paper_out = out;
+    }
+
+    /// Waits until at least `n` jobs have arrived, or the timeout passes; returns the jobs.
+    pub async fn wait_for_jobs(&self, n: usize, timeout: Duration) -> Vec<Job> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.arrived.notified();
+            let jobs = self.jobs();
+            if jobs.len() >= n || tokio::time::Instant::now() >= deadline {
+                return jobs;
+            }
+            let _ = tokio::time::timeout_at(deadline, notified).await;
+        }
+    }
+}
+
+/// Status bytes for each `DLE EOT n` in `bytes` (Epson TM series bit layout).
+fn status_replies(bytes: &[u8], paper_out: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for w in bytes.windows(3) {
+        if w[0] == 0x10 && w[1] == 0x04 {
+            // Bits 1 and 4 are always set; the rest report conditions.
+            let reply = match w[2] {
+                1 => 0x12,                                    // printer: online
+                2 => 0x12 | if paper_out { 0x20 } else { 0 }, // offline cause: paper end stop
+                3 => 0x12,                                    // error cause: none
+                4 => 0x12 | if paper_out { 0x60 } else { 0 }, // roll paper sensor: paper end
+                _ => continue,
+            };
+            out.push(reply);
+        }
+    }
+    out
+}
