@@ -1,1 +1,178 @@
-//! placeholder
+//! HTTP clients for the systems Kasa talks to.
+//!
+//! One module per system, each with its own wire types (serde structs shaped exactly like the
+//! remote API) and explicit conversions to Kasa's domain types. Every failure is classified
+//! ([`ConnectError`]): whether a retry may succeed, and whether the remote side may have
+//! applied the request, which decides if a retry must reuse the idempotency key or a lookup
+//! is needed before anything else is done.
+
+pub mod finix;
+pub mod tokenx;
+
+use std::time::Duration;
+
+pub use reqwest::Url;
+
+/// A secret value (password, client secret) that never shows in logs or debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Why a call did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// The request never reached the server (connection refused, name not found). Safe to
+    /// treat as not applied.
+    #[error("{system} unreachable: {detail}")]
+    NotSent {
+        /// Which system.
+        system: &'static str,
+        /// What failed.
+        detail: String,
+    },
+    /// The request may have reached the server but no answer came (timeout, dropped
+    /// connection). The outcome is unknown: retry with the same idempotency key or look it up.
+    #[error("{system} did not answer: {detail}")]
+    NoAnswer {
+        /// Which system.
+        system: &'static str,
+        /// What failed.
+        detail: String,
+    },
+    /// The server answered with an error status.
+    #[error("{system} answered {status} {code}: {message}")]
+    Status {
+        /// Which system.
+        system: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// The API's error code.
+        code: String,
+        /// The API's message.
+        message: String,
+    },
+    /// The answer could not be understood.
+    #[error("{system} sent an answer Kasa cannot read: {detail}")]
+    BadAnswer {
+        /// Which system.
+        system: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The configuration is unusable (bad URL, plain HTTP to a remote host).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl ConnectError {
+    /// Whether retrying later, with the same idempotency key, may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ConnectError::NotSent { .. } | ConnectError::NoAnswer { .. } => true,
+            ConnectError::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            ConnectError::BadAnswer { .. } | ConnectError::Config(_) => false,
+        }
+    }
+
+    /// Whether the remote side may have applied the request.
+    pub fn maybe_applied(&self) -> bool {
+        match self {
+            ConnectError::NotSent { .. } | ConnectError::Config(_) => false,
+            ConnectError::NoAnswer { .. } | ConnectError::BadAnswer { .. } => true,
+            // A 5xx may come after partial work; 4xx answers refuse the request.
+            ConnectError::Status { status, .. } => *status >= 500,
+        }
+    }
+
+    /// The API's error code, for answered errors.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ConnectError::Status { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, for answered errors.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ConnectError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    fn from_reqwest(system: &'static str, e: reqwest::Error) -> ConnectError {
+        let detail = error_chain(&e);
+        if e.is_connect() {
+            ConnectError::NotSent { system, detail }
+        } else if e.is_decode() {
+            ConnectError::BadAnswer { system, detail }
+        } else {
+            ConnectError::NoAnswer { system, detail }
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}
+
+/// Parses a base URL, refusing plain HTTP to anything but loopback.
+pub fn base_url(text: &str) -> Result<Url, ConnectError> {
+    let mut url = Url::parse(text).map_err(|e| ConnectError::Config(format!("'{text}' is not a valid URL: {e}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(ConnectError::Config(format!(
+                "'{text}' uses plain HTTP to a remote host; use https:// (only loopback may use http://)"
+            )));
+        }
+        other => return Err(ConnectError::Config(format!("'{text}': unsupported scheme '{other}'"))),
+    }
+    if !url.path().ends_with('/') {
+        let p = format!("{}/", url.path());
+        url.set_path(&p);
+    }
+    Ok(url)
+}
+
+/// The shared HTTP client: rustls, connect timeout, no proxy lookups.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .user_agent(concat!("kasa/", env!("CARGO_PKG_VERSION")))
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}

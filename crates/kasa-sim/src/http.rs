@@ -130,12 +130,20 @@ impl Recorder {
 pub struct Control {
     faults: Arc<Mutex<(Faults, StdRng)>>,
     outage: watch::Sender<bool>,
+    listening: watch::Sender<bool>,
+    connections: Arc<Mutex<tokio::task::JoinSet<()>>>,
 }
 
 impl Control {
     fn new(seed: u64) -> Control {
         let (outage, _) = watch::channel(false);
-        Control { faults: Arc::new(Mutex::new((Faults::default(), StdRng::seed_from_u64(seed)))), outage }
+        let (listening, _) = watch::channel(true);
+        Control {
+            faults: Arc::new(Mutex::new((Faults::default(), StdRng::seed_from_u64(seed)))),
+            outage,
+            listening,
+            connections: Arc::new(Mutex::new(tokio::task::JoinSet::new())),
+        }
     }
 
     /// Sets the fault knobs.
@@ -153,9 +161,19 @@ impl Control {
         self.faults.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
     }
 
-    /// Starts (`true`) or ends an outage: while it lasts the port refuses connections.
-    pub fn set_outage(&self, down: bool) {
+    /// Starts (`true`) or ends an outage. While it lasts the port refuses connections and
+    /// open connections are cut, as when the network goes down. Returns once in effect.
+    pub async fn set_outage(&self, down: bool) {
         self.outage.send_replace(down);
+        if down {
+            self.connections.lock().unwrap_or_else(|e| e.into_inner()).abort_all();
+        }
+        let mut listening = self.listening.subscribe();
+        let _ = listening.wait_for(|l| *l != down).await;
+        if down {
+            // Let the cut connections' closes reach their clients.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Whether an outage is on.
@@ -209,11 +227,12 @@ pub async fn serve(service: &'static str, router: Router, recorder: Recorder, se
     let addr = listener.local_addr()?;
     let control = Control::new(seed);
     let svc = FaultyService { service, router, recorder, control: control.clone() };
-    let task = tokio::spawn(accept_loop(listener, addr, svc, control.outage.subscribe()));
+    let task = tokio::spawn(accept_loop(listener, addr, svc, control.clone()));
     Ok(Served { addr, control, task })
 }
 
-async fn accept_loop(listener: TcpListener, addr: SocketAddr, svc: FaultyService, mut outage: watch::Receiver<bool>) {
+async fn accept_loop(listener: TcpListener, addr: SocketAddr, svc: FaultyService, control: Control) {
+    let mut outage = control.outage.subscribe();
     let mut listener = Some(listener);
     loop {
         match listener.take() {
@@ -223,7 +242,9 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, svc: FaultyService
                         listener = Some(l);
                         if let Ok((stream, _)) = accepted {
                             let svc = svc.clone();
-                            tokio::spawn(async move {
+                            let mut conns = control.connections.lock().unwrap_or_else(|e| e.into_inner());
+                            while conns.try_join_next().is_some() {}
+                            conns.spawn(async move {
                                 let conn = hyper::server::conn::http1::Builder::new()
                                     .serve_connection(TokioIo::new(stream), svc);
                                 let _ = conn.await;
@@ -234,6 +255,7 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, svc: FaultyService
                         if changed.is_err() { return; }
                         if *outage.borrow() {
                             drop(l); // close the port: connections are refused
+                            control.listening.send_replace(false);
                         } else {
                             listener = Some(l);
                         }
@@ -257,6 +279,7 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, svc: FaultyService
                         tracing::error!(%addr, "sandbox could not listen again after an outage");
                         return;
                     }
+                    control.listening.send_replace(true);
                 }
             }
         }
