@@ -127,10 +127,20 @@ impl Op {
 
     /// The delivery lane. Messages in one lane are delivered strictly in order; lanes are
     /// independent, so a slow printer never holds back a payment report.
-    pub fn lane(&self, sale_id: &str) -> String {
+    ///
+    /// Cloud calls about one pump order share the order's lane, whichever sale made them, so
+    /// a release left by an abandoned attempt always runs before a later attempt's lock. Card
+    /// sales share the terminal's lane: a terminal takes one card at a time. Order between a
+    /// sale's operations in different lanes follows from the state machine, which queues an
+    /// operation only after the outcome it depends on.
+    pub fn lane(&self) -> String {
         match self {
+            Op::TokenxLock { order_id }
+            | Op::TokenxUnlock { order_id, .. }
+            | Op::TokenxRelease { order_id }
+            | Op::TokenxPayment { order_id, .. } => format!("order:{order_id}"),
+            Op::CardSale { .. } => "terminal".to_string(),
             Op::PrintSlip { .. } => "printer".to_string(),
-            _ => format!("sale:{sale_id}"),
         }
     }
 }

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use ts_rs::TS;
 
 use crate::IdSource;
-use crate::basket::Basket;
+use crate::basket::{Basket, ShopItem};
 use crate::journal::JournalRecord;
 use crate::money::{Money, MoneyError};
 use crate::op::{Op, Queued, ReportedMethod, ReportedPayment};
@@ -262,6 +262,13 @@ pub enum SaleEvent {
         /// Receipt details.
         receipt: ReceiptInfo,
     },
+    /// The cashier added a shop article to the basket.
+    ItemAdded {
+        /// The article.
+        item: ShopItem,
+        /// How many.
+        quantity: u32,
+    },
     /// The cashier abandoned the sale.
     CancelRequested,
 }
@@ -279,6 +286,7 @@ impl SaleEvent {
             SaleEvent::ReportAcknowledged => "report_acknowledged",
             SaleEvent::ReportRefused { .. } => "report_refused",
             SaleEvent::ReceiptIssued { .. } => "receipt_issued",
+            SaleEvent::ItemAdded { .. } => "item_added",
             SaleEvent::CancelRequested => "cancel_requested",
         }
     }
@@ -495,6 +503,10 @@ impl Sale {
                 Ok(ops)
             }
             SaleEvent::ReportAcknowledged => {
+                if self.state == SaleState::Completed {
+                    // The pump's receipt can be seen before the acknowledgement is recorded.
+                    return Ok(Vec::new());
+                }
                 if self.state != SaleState::Paid {
                     return invalid(self.state, "a payment report acknowledgement");
                 }
@@ -521,6 +533,17 @@ impl Sale {
                 }
                 self.receipt = Some(receipt.clone());
                 self.state = SaleState::Completed;
+                Ok(Vec::new())
+            }
+            SaleEvent::ItemAdded { item, quantity } => {
+                if self.state != SaleState::Open {
+                    return invalid(self.state, "changing the basket");
+                }
+                if *quantity == 0 {
+                    return Err(SaleError::EmptyBasket);
+                }
+                self.basket.add_item(item.clone(), *quantity)?;
+                self.total()?;
                 Ok(Vec::new())
             }
             SaleEvent::CancelRequested => {
@@ -599,7 +622,6 @@ impl Sale {
 mod tests {
     use super::*;
     use crate::SequentialIds;
-    use crate::basket::ShopItem;
     use crate::money::{Currency, Litres};
     use crate::order::{OrderStatus, PumpOrder};
     use time::macros::datetime;

@@ -1,1 +1,599 @@
-//! placeholder
+//! The running register.
+//!
+//! [`Engine`] is the one async API that the desktop shell, the CLI and the tests use. Behind it
+//! run three kinds of work on Tokio:
+//!
+//! - **sale steps** ([`Engine::pay`] and friends): each is one SQLite transaction that stores
+//!   the sale's new state, the operations its state machine queued and its journal entry;
+//! - **the dispatcher** ([`dispatch`]): delivers queued operations lane by lane with their
+//!   idempotency keys, and feeds each outcome back to the sale in another single transaction;
+//! - **order sync** ([`sync`]): refreshes the cached order list, tracks connectivity and picks
+//!   up the pump's receipts.
+//!
+//! Nothing is sent before it is durable, and every outcome is durable before it is acted on.
+
+pub mod config;
+pub mod credentials;
+mod deliver;
+#[cfg(feature = "demo")]
+pub mod demo;
+mod dispatch;
+pub mod dto;
+mod sync;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kasa_connect::finix::{FinixClient, FinixSettings};
+use kasa_connect::tokenx::{TokenxClient, TokenxSettings};
+use kasa_connect::{ConnectError, Secret, base_url, http_client};
+use kasa_core::journal::{JournalRecord, Verification};
+use kasa_core::op::{Op, Queued};
+use kasa_core::{
+    Basket, IdSource, OrderStatus, OrderSummary, PayMethod, PumpOrder, Sale, SaleError, SaleEvent, SaleId, SaleState,
+    ShopItem, Transition,
+};
+use kasa_print::escpos::Setup;
+use kasa_print::{Model, Slip};
+use kasa_store::{Store, StoreError, Tx};
+use time::OffsetDateTime;
+use tokio::sync::{Notify, broadcast, watch};
+
+pub use config::Config;
+pub use credentials::{CredentialError, Credentials, KeyringCredentials, MemoryCredentials};
+pub use dto::{ApiError, CatalogEntry, EngineEvent, ErrorCode, SaleView, StatusView};
+pub use kasa_store::{OutboxRow, QueueCounts};
+
+/// Fresh identifiers for idempotency keys and sale ids: random UUIDs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UuidIds;
+
+impl IdSource for UuidIds {
+    fn next_id(&mut self) -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+}
+
+/// Current UTC time; the one place the engine reads the clock.
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+/// How a printer is reached and driven.
+#[derive(Debug, Clone)]
+struct PrinterSetup {
+    target: kasa_print::driver::Target,
+    setup: Setup,
+    width: kasa_print::Width,
+}
+
+#[derive(Debug, Default)]
+struct Live {
+    online: bool,
+    offline_reason: Option<String>,
+    last_sync: Option<Instant>,
+    printer_problem: Option<String>,
+    queue: QueueCounts,
+}
+
+struct Inner {
+    config: Config,
+    store: Arc<Store>,
+    tokenx: TokenxClient,
+    finix: FinixClient,
+    printer: Option<PrinterSetup>,
+    catalog: Vec<ShopItem>,
+    events: broadcast::Sender<EngineEvent>,
+    dispatch_kick: Notify,
+    sync_kick: Notify,
+    changes: watch::Sender<u64>,
+    shutdown: watch::Sender<bool>,
+    live: Mutex<Live>,
+    demo: bool,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// The running register. Cheap to clone; all clones share one register.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("terminal", &self.inner.config.tokenx.terminal_id).finish()
+    }
+}
+
+/// Internal failure of a step, before it becomes an [`ApiError`].
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sale(#[from] SaleError),
+    #[error("{0}")]
+    Api(ApiError),
+}
+
+impl From<StepError> for ApiError {
+    fn from(e: StepError) -> ApiError {
+        match e {
+            StepError::Store(StoreError::NotFound(what)) => {
+                ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
+            }
+            StepError::Store(e) => ApiError::new(ErrorCode::Internal, format!("database: {e}")),
+            StepError::Sale(e @ SaleError::InvalidState { .. }) => {
+                ApiError::new(ErrorCode::InvalidState, e.to_string())
+            }
+            StepError::Sale(e) => ApiError::new(ErrorCode::BadInput, e.to_string()),
+            StepError::Api(e) => e,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        StepError::Store(e).into()
+    }
+}
+
+fn connect_error(e: &ConnectError) -> ApiError {
+    if e.is_transient() {
+        ApiError::new(ErrorCode::Offline, format!("{e}. The register keeps working; try again when it is online."))
+    } else {
+        ApiError::new(ErrorCode::Refused, e.to_string())
+    }
+}
+
+/// Stores a sale's transition: the sale, its queued operations (with lock bookkeeping) and its
+/// journal entry, inside the caller's transaction.
+fn persist(tx: &Tx<'_>, sale: &Sale, t: &Transition, at: OffsetDateTime) -> Result<(), StoreError> {
+    tx.put_sale(sale)?;
+    for q in &t.ops {
+        tx.enqueue(Some(&sale.id.0), q, at)?;
+        if let Op::TokenxLock { order_id } = &q.op {
+            tx.lock_requested(order_id, &sale.id.0, &q.key, at)?;
+        }
+    }
+    tx.append_journal(&t.journal, at)?;
+    Ok(())
+}
+
+impl Engine {
+    /// Opens the database, builds the clients and starts the dispatcher and order sync.
+    pub async fn start(config: Config, credentials: &dyn Credentials) -> Result<Engine, ApiError> {
+        Engine::start_with(config, credentials, false).await
+    }
+
+    async fn start_with(config: Config, credentials: &dyn Credentials, demo: bool) -> Result<Engine, ApiError> {
+        let setup = |e: String| ApiError::new(ErrorCode::Setup, e);
+        config.check().map_err(|e| setup(e.to_string()))?;
+        let secret = |name: &str| credentials.get(name).map_err(|e| setup(e.to_string()));
+        let tokenx_secret: Secret = secret(credentials::TOKENX_CLIENT_SECRET)?;
+        let finix_password: Secret = secret(credentials::FINIX_PASSWORD)?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| setup(format!("cannot create the data directory {}: {e}", config.data_dir.display())))?;
+        let path = config.database_path();
+        let store = tokio::task::spawn_blocking(move || Store::open(&path))
+            .await
+            .map_err(|e| setup(e.to_string()))?
+            .map_err(|e| setup(e.to_string()))?;
+        let http = http_client();
+        let url = |u: &str| base_url(u).map_err(|e| setup(e.to_string()));
+        let tokenx = TokenxClient::new(
+            http.clone(),
+            TokenxSettings {
+                base_url: url(&config.tokenx.base_url)?,
+                terminal_id: config.tokenx.terminal_id.clone(),
+                client_id: config.tokenx.client_id.clone(),
+                client_secret: tokenx_secret,
+                timeout: Duration::from_secs(10),
+            },
+        );
+        let finix = FinixClient::new(
+            http,
+            FinixSettings {
+                base_url: url(&config.finix.base_url)?,
+                username: config.finix.username.clone(),
+                password: finix_password,
+                timeout: Duration::from_secs(10),
+                sale_timeout: Duration::from_secs(200),
+            },
+        );
+        let printer = printer_setup(&config)?;
+        let catalog = config.shop_items().map_err(|e| setup(e.to_string()))?;
+        let (events, _) = broadcast::channel(256);
+        let inner = Arc::new(Inner {
+            config,
+            store: Arc::new(store),
+            tokenx,
+            finix,
+            printer,
+            catalog,
+            events,
+            dispatch_kick: Notify::new(),
+            sync_kick: Notify::new(),
+            changes: watch::channel(0).0,
+            shutdown: watch::channel(false).0,
+            live: Mutex::new(Live::default()),
+            demo,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let engine = Engine { inner };
+        engine.refresh_queue_counts().await;
+        let d = tokio::spawn(dispatch::run(engine.clone()));
+        let s = tokio::spawn(sync::run(engine.clone()));
+        engine.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).extend([d, s]);
+        Ok(engine)
+    }
+
+    /// Stops the background tasks and waits for them. In-flight deliveries are abandoned;
+    /// their messages stay queued with their keys and are delivered after the next start.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+        let tasks: Vec<_> = self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Events for screens.
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The database (for reports, checks and tests).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StepError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("database task failed: {e}")))?
+            .map_err(ApiError::from)
+    }
+
+    /// Cached orders, newest first (shown even offline).
+    pub async fn orders(&self) -> Result<Vec<OrderSummary>, ApiError> {
+        self.db(|s| Ok(s.orders(200)?)).await
+    }
+
+    /// Asks order sync to refresh now.
+    pub fn refresh_orders(&self) {
+        self.inner.sync_kick.notify_one();
+    }
+
+    /// The shop articles the cashier can add.
+    pub fn catalog(&self) -> &[ShopItem] {
+        &self.inner.catalog
+    }
+
+    /// Opens a sale for a pump order, or returns the sale already under way for it.
+    pub async fn open_order_sale(&self, order_id: &str) -> Result<SaleView, ApiError> {
+        let id = order_id.to_string();
+        let existing = self.db(move |s| Ok(s.live_sale_of_order(&id)?)).await?;
+        if let Some(sale) = existing
+            && sale.state != SaleState::Completed
+        {
+            return Ok(self.view(&sale));
+        }
+        let order = match self.inner.tokenx.order(order_id).await {
+            Ok(o) => {
+                let at = now();
+                let o2 = o.clone();
+                self.db(move |s| Ok(s.write(|tx| tx.put_order(&o2, at))?)).await?;
+                o
+            }
+            Err(e) if e.status() == Some(404) => {
+                return Err(ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("order {order_id} is not in the cloud any more"),
+                ));
+            }
+            Err(e) if e.is_transient() => {
+                let id = order_id.to_string();
+                self.db(move |s| Ok(s.order(&id)?)).await?.ok_or_else(|| connect_error(&e))?
+            }
+            Err(e) => return Err(connect_error(&e)),
+        };
+        match order.status {
+            OrderStatus::Paid | OrderStatus::Completed => {
+                return Err(ApiError::new(ErrorCode::Refused, "This order is already paid.".to_string()));
+            }
+            OrderStatus::Cancelled => {
+                return Err(ApiError::new(ErrorCode::Refused, "This order was cancelled at the pump.".to_string()));
+            }
+            OrderStatus::Open | OrderStatus::Locked => {}
+        }
+        self.open_sale(Basket::for_order(&order)).await
+    }
+
+    /// Opens a sale with no pump order, for shop articles.
+    pub async fn open_shop_sale(&self) -> Result<SaleView, ApiError> {
+        let currency = self.inner.config.currency().map_err(|e| ApiError::new(ErrorCode::Setup, e.to_string()))?;
+        self.open_sale(Basket::new(currency)).await
+    }
+
+    async fn open_sale(&self, basket: Basket) -> Result<SaleView, ApiError> {
+        let at = now();
+        let sale = Sale::new(SaleId(UuidIds.next_id()), basket, at);
+        let s2 = sale.clone();
+        self.db(move |s| {
+            s.write(|tx| -> Result<(), StoreError> {
+                tx.put_sale(&s2)?;
+                tx.append_journal(&s2.opened_record(), at)?;
+                Ok(())
+            })?;
+            Ok(())
+        })
+        .await?;
+        self.after_change(&sale, false);
+        Ok(self.view(&sale))
+    }
+
+    /// Adds a catalog article by SKU (barcode).
+    pub async fn add_item(&self, sale_id: &str, sku: &str, quantity: u32) -> Result<SaleView, ApiError> {
+        let item = self
+            .inner
+            .catalog
+            .iter()
+            .find(|i| i.sku == sku)
+            .cloned()
+            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no article with barcode {sku}")))?;
+        let sale = self.apply(sale_id, SaleEvent::ItemAdded { item, quantity }).await?;
+        Ok(self.view(&sale))
+    }
+
+    /// Starts taking payment. Returns at once with the sale locking or paying (or done, for
+    /// cash without a pump order); follow it with [`Engine::wait_settled`] or the events.
+    pub async fn pay(&self, sale_id: &str, method: PayMethod) -> Result<SaleView, ApiError> {
+        let sale = self.apply(sale_id, SaleEvent::PayRequested { method }).await?;
+        Ok(self.view(&sale))
+    }
+
+    /// Cancels the card payment waiting at the terminal. The sale reopens when the terminal
+    /// confirms; no money is taken.
+    pub async fn cancel_payment(&self, sale_id: &str) -> Result<(), ApiError> {
+        let sale = self.sale(sale_id).await?;
+        if sale.state != SaleState::Paying {
+            return Err(ApiError::new(ErrorCode::InvalidState, "There is no card payment to cancel."));
+        }
+        match self.inner.finix.cancel(&self.inner.config.finix.device_id).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(422) => {
+                Err(ApiError::new(ErrorCode::InvalidState, "The terminal has no payment in progress to cancel."))
+            }
+            Err(e) => Err(connect_error(&e)),
+        }
+    }
+
+    /// Abandons an open sale.
+    pub async fn cancel_sale(&self, sale_id: &str) -> Result<SaleView, ApiError> {
+        let sale = self.apply(sale_id, SaleEvent::CancelRequested).await?;
+        Ok(self.view(&sale))
+    }
+
+    /// Queues a copy of the slip of a paid sale.
+    pub async fn reprint(&self, sale_id: &str) -> Result<(), ApiError> {
+        let id = sale_id.to_string();
+        let at = now();
+        self.db(move |s| {
+            s.write(|tx| -> Result<(), StepError> {
+                let sale = tx.sale(&id)?;
+                if !sale.state.is_paid() {
+                    return Err(StepError::Api(ApiError::new(ErrorCode::InvalidState, "Only a paid sale has a slip.")));
+                }
+                let q = Queued { key: UuidIds.next_id(), op: Op::PrintSlip { copy: true } };
+                tx.enqueue(Some(&id), &q, at)?;
+                let rec = JournalRecord {
+                    sale_id: Some(id.clone()),
+                    kind: "slip_reprinted".into(),
+                    data: serde_json::json!({}),
+                };
+                tx.append_journal(&rec, at)?;
+                Ok(())
+            })
+        })
+        .await?;
+        self.inner.dispatch_kick.notify_one();
+        Ok(())
+    }
+
+    /// One sale.
+    pub async fn sale(&self, sale_id: &str) -> Result<Sale, ApiError> {
+        let id = sale_id.to_string();
+        self.db(move |s| s.sale(&id)?.ok_or_else(|| StepError::Store(StoreError::NotFound(format!("sale {id}"))))).await
+    }
+
+    /// The view of one sale.
+    pub async fn sale_view(&self, sale_id: &str) -> Result<SaleView, ApiError> {
+        Ok(self.view(&self.sale(sale_id).await?))
+    }
+
+    /// Waits until the sale is not waiting on the cloud or the terminal, or the timeout passes.
+    pub async fn wait_settled(&self, sale_id: &str, timeout: Duration) -> Result<SaleView, ApiError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changes = self.inner.changes.subscribe();
+        loop {
+            changes.borrow_and_update();
+            let sale = self.sale(sale_id).await?;
+            if !sale.state.is_busy() || tokio::time::Instant::now() >= deadline {
+                return Ok(self.view(&sale));
+            }
+            let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
+        }
+    }
+
+    /// Waits until the sale reaches `state`, or the timeout passes; returns the sale.
+    pub async fn wait_for_state(&self, sale_id: &str, state: SaleState, timeout: Duration) -> Result<Sale, ApiError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changes = self.inner.changes.subscribe();
+        loop {
+            changes.borrow_and_update();
+            let sale = self.sale(sale_id).await?;
+            if sale.state == state || tokio::time::Instant::now() >= deadline {
+                return Ok(sale);
+            }
+            let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
+        }
+    }
+
+    /// Connectivity, queue and printer state.
+    pub fn status(&self) -> StatusView {
+        let live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+        StatusView {
+            online: live.online,
+            offline_reason: live.offline_reason.clone(),
+            orders_age_secs: live.last_sync.map(|t| t.elapsed().as_secs()),
+            queue_pending: live.queue.pending,
+            queue_parked: live.queue.parked,
+            terminal_id: self.inner.config.tokenx.terminal_id.clone(),
+            printer_problem: live.printer_problem.clone(),
+            demo: self.inner.demo,
+        }
+    }
+
+    /// Waits until every queued operation is delivered or parked, or the timeout passes;
+    /// returns the counts left.
+    pub async fn drain(&self, timeout: Duration) -> Result<QueueCounts, ApiError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let counts = self.db(|s| Ok(s.queue_counts()?)).await?;
+            if counts.pending == 0 || tokio::time::Instant::now() >= deadline {
+                return Ok(counts);
+            }
+            self.inner.dispatch_kick.notify_one();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Checks the journal's hash chain.
+    pub async fn verify_journal(&self) -> Result<Verification, ApiError> {
+        self.db(|s| Ok(s.verify_journal()?)).await
+    }
+
+    /// Applies one event to a sale in one transaction and wakes whoever must act on it.
+    async fn apply(&self, sale_id: &str, event: SaleEvent) -> Result<Sale, ApiError> {
+        let id = sale_id.to_string();
+        let at = now();
+        let (sale, queued) = self
+            .db(move |s| {
+                s.write(|tx| -> Result<(Sale, bool), StepError> {
+                    let mut sale = tx.sale(&id)?;
+                    let t = sale.handle(event, at, &mut UuidIds)?;
+                    persist(tx, &sale, &t, at)?;
+                    Ok((sale, !t.ops.is_empty()))
+                })
+            })
+            .await?;
+        self.after_change(&sale, queued);
+        Ok(sale)
+    }
+
+    fn after_change(&self, sale: &Sale, queued: bool) {
+        if queued {
+            self.inner.dispatch_kick.notify_one();
+        }
+        self.inner.changes.send_modify(|n| *n += 1);
+        let _ = self.inner.events.send(EngineEvent::SaleChanged { sale: self.view(sale) });
+    }
+
+    fn view(&self, sale: &Sale) -> SaleView {
+        let slip = sale.state.is_paid().then(|| self.slip_text(sale)).flatten();
+        SaleView::new(sale, slip)
+    }
+
+    fn slip_text(&self, sale: &Sale) -> Option<String> {
+        let slip = Slip::from_sale(sale, &self.inner.config.store, false).ok()?;
+        let width = self.inner.printer.as_ref().map(|p| p.width).unwrap_or(self.inner.config.printer.width);
+        let blocks = kasa_print::layout::layout(&slip, width);
+        // Show what the printer will print: the text as its code page can render it.
+        let page = self.inner.config.printer.code_page;
+        Some(page.printed_form(&kasa_print::layout::to_text(&blocks)))
+    }
+
+    async fn refresh_queue_counts(&self) {
+        if let Ok(counts) = self.db(|s| Ok(s.queue_counts()?)).await {
+            let changed = {
+                let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+                let changed = live.queue != counts;
+                live.queue = counts;
+                changed
+            };
+            if changed {
+                self.emit_status();
+            }
+        }
+    }
+
+    fn emit_status(&self) {
+        let _ = self.inner.events.send(EngineEvent::StatusChanged { status: self.status() });
+    }
+
+    fn set_online(&self, online: bool, reason: Option<String>) {
+        let changed = {
+            let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+            if online {
+                live.last_sync = Some(Instant::now());
+            }
+            let changed = live.online != online || live.offline_reason != reason;
+            live.online = online;
+            live.offline_reason = reason;
+            changed
+        };
+        if changed {
+            self.emit_status();
+        }
+    }
+
+    fn set_printer_problem(&self, problem: Option<String>) {
+        let changed = {
+            let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = live.printer_problem != problem;
+            live.printer_problem = problem;
+            changed
+        };
+        if changed {
+            self.emit_status();
+        }
+    }
+
+    /// Opens the store read-only for offline tools (journal verify, export) without starting
+    /// the register.
+    pub fn open_store(path: &Path) -> Result<Store, ApiError> {
+        Store::open(path).map_err(|e| ApiError::new(ErrorCode::Setup, e.to_string()))
+    }
+
+    /// Fetches an order from the cloud directly (for the CLI's `orders` listing).
+    pub async fn fetch_order(&self, order_id: &str) -> Result<PumpOrder, ApiError> {
+        self.inner.tokenx.order(order_id).await.map_err(|e| connect_error(&e))
+    }
+}
+
+fn printer_setup(config: &Config) -> Result<Option<PrinterSetup>, ApiError> {
+    use kasa_print::driver::Target;
+    let p = &config.printer;
+    let target = match p.kind.as_str() {
+        "tcp" => Target::Tcp(p.address.clone().unwrap_or_default()),
+        "file" => Target::File(p.path.clone().unwrap_or_default()),
+        _ => return Ok(None),
+    };
+    let model = Model::by_id(&p.model)
+        .ok_or_else(|| ApiError::new(ErrorCode::Setup, format!("unknown printer model {}", p.model)))?;
+    let mut setup = Setup::new(model, p.code_page);
+    setup.page_number_override = p.page_number;
+    setup.page_number().map_err(|e| ApiError::new(ErrorCode::Setup, e.to_string()))?;
+    Ok(Some(PrinterSetup { target, setup, width: p.width }))
+}

@@ -6,6 +6,7 @@ use time::{OffsetDateTime, UtcOffset};
 
 /// The store's details for the slip header, and how dates are shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct StoreInfo {
     /// Trading name.
     pub name: String,

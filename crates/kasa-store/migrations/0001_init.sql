@@ -49,6 +49,7 @@ CREATE TABLE outbox (
     op               TEXT NOT NULL,       -- JSON Op
     state            TEXT NOT NULL CHECK (state IN ('pending', 'done', 'parked', 'discarded')),
     attempts         INTEGER NOT NULL DEFAULT 0,
+    maybe_applied    INTEGER NOT NULL DEFAULT 0,  -- an attempt may have reached the remote side
     next_attempt_ms  INTEGER NOT NULL,    -- unix milliseconds
     last_error       TEXT,
     created_at       TEXT NOT NULL,

@@ -63,6 +63,8 @@ pub struct OutboxRow {
     pub state: OutboxState,
     /// Attempts made so far.
     pub attempts: u32,
+    /// Whether any attempt may have reached the remote side (so it may have been applied).
+    pub maybe_applied: bool,
     /// Earliest next attempt, unix milliseconds.
     pub next_attempt_ms: i64,
     /// The last failure.
@@ -81,16 +83,28 @@ pub struct QueueCounts {
 }
 
 const COLUMNS: &str =
-    "id, lane, sale_id, idempotency_key, op, state, attempts, next_attempt_ms, last_error, created_at";
+    "id, lane, sale_id, idempotency_key, op, state, attempts, next_attempt_ms, last_error, created_at, maybe_applied";
 
-type RawRow = (i64, String, Option<String>, String, String, String, u32, i64, Option<String>, String);
+type RawRow = (i64, String, Option<String>, String, String, String, u32, i64, Option<String>, String, bool);
 
 fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+    ))
 }
 
 fn from_raw(r: RawRow) -> Result<OutboxRow, StoreError> {
-    let (id, lane, sale_id, key, op, state, attempts, next_attempt_ms, last_error, created_at) = r;
+    let (id, lane, sale_id, key, op, state, attempts, next_attempt_ms, last_error, created_at, maybe_applied) = r;
     Ok(OutboxRow {
         id,
         lane,
@@ -99,6 +113,7 @@ fn from_raw(r: RawRow) -> Result<OutboxRow, StoreError> {
         op: serde_json::from_str(&op)?,
         state: OutboxState::parse(&state)?,
         attempts,
+        maybe_applied,
         next_attempt_ms,
         last_error,
         created_at: parse_ts(&created_at)?,
@@ -118,7 +133,7 @@ fn unix_ms(at: OffsetDateTime) -> i64 {
 impl Tx<'_> {
     /// Appends a message; it is due at once. Returns its id.
     pub fn enqueue(&self, sale_id: Option<&str>, queued: &Queued, now: OffsetDateTime) -> Result<i64, StoreError> {
-        let lane = queued.op.lane(sale_id.unwrap_or("-"));
+        let lane = queued.op.lane();
         self.conn().execute(
             "INSERT INTO outbox (lane, sale_id, kind, idempotency_key, op, state, attempts, next_attempt_ms, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7)",
@@ -150,11 +165,19 @@ impl Tx<'_> {
         self.finish(id, OutboxState::Discarded, None, now)
     }
 
-    /// Counts a failed attempt and schedules the next one.
-    pub fn outbox_retry_at(&self, id: i64, error: &str, next_attempt: OffsetDateTime) -> Result<(), StoreError> {
+    /// Counts a failed attempt and schedules the next one. `maybe_applied` records that this
+    /// attempt may have reached the remote side.
+    pub fn outbox_retry_at(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt: OffsetDateTime,
+        maybe_applied: bool,
+    ) -> Result<(), StoreError> {
         self.conn().execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3 WHERE id = ?1",
-            params![id, error, unix_ms(next_attempt)],
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3,
+                 maybe_applied = maybe_applied OR ?4 WHERE id = ?1",
+            params![id, error, unix_ms(next_attempt), maybe_applied],
         )?;
         Ok(())
     }

@@ -38,6 +38,10 @@ fn lock_op() -> Op {
     Op::TokenxLock { order_id: "O1".into() }
 }
 
+fn lock_on(order: &str) -> Op {
+    Op::TokenxLock { order_id: order.into() }
+}
+
 #[test]
 fn a_step_its_outbox_and_journal_commit_together() {
     let (_d, store) = store();
@@ -122,9 +126,9 @@ fn lanes_deliver_in_order_and_parked_messages_hold_their_lane() {
     let ids = store
         .write(|tx| -> Result<Vec<i64>, StoreError> {
             Ok(vec![
-                tx.enqueue(Some("A"), &q("a1", lock_op()), NOW)?,
-                tx.enqueue(Some("A"), &q("a2", Op::CardSale { amount: Money::new(1, Currency::TRY) }), NOW)?,
-                tx.enqueue(Some("B"), &q("b1", lock_op()), NOW)?,
+                tx.enqueue(Some("A"), &q("a1", lock_on("OA")), NOW)?,
+                tx.enqueue(Some("A"), &q("a2", Op::TokenxRelease { order_id: "OA".into() }), NOW)?,
+                tx.enqueue(Some("B"), &q("b1", lock_on("OB")), NOW)?,
                 tx.enqueue(Some("A"), &q("p1", Op::PrintSlip { copy: false }), NOW)?,
             ])
         })
@@ -134,23 +138,25 @@ fn lanes_deliver_in_order_and_parked_messages_hold_their_lane() {
     assert_eq!(keys, ["a1", "b1", "p1"], "one head per lane");
 
     // A busy lane is skipped.
-    let due = store.outbox_due(NOW, &["sale:A".to_string()], 10).unwrap();
+    let due = store.outbox_due(NOW, &["order:OA".to_string()], 10).unwrap();
     assert_eq!(due.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["b1", "p1"]);
 
     // A retry later is not due now.
-    store.write(|tx| tx.outbox_retry_at(ids[2], "503", NOW + time::Duration::seconds(5))).unwrap();
+    store.write(|tx| tx.outbox_retry_at(ids[2], "503", NOW + time::Duration::seconds(5), true)).unwrap();
     assert!(store.outbox_due(NOW, &[], 10).unwrap().iter().all(|r| r.key != "b1"));
     assert_eq!(store.outbox_next_due_ms().unwrap(), Some((NOW.unix_timestamp_nanos() / 1_000_000) as i64));
 
     // Parking the head closes the lane; unparking opens it again.
     store.write(|tx| tx.outbox_park(ids[0], "401 unauthorized", NOW)).unwrap();
-    assert!(store.outbox_due(NOW, &[], 10).unwrap().iter().all(|r| r.lane != "sale:A"));
+    assert!(store.outbox_due(NOW, &[], 10).unwrap().iter().all(|r| r.lane != "order:OA"));
     assert_eq!(store.queue_counts().unwrap(), QueueCounts { pending: 3, parked: 1 });
     assert!(store.write(|tx| tx.outbox_unpark(ids[0], NOW)).unwrap());
     store.write(|tx| tx.outbox_done(ids[0], NOW)).unwrap();
     let due = store.outbox_due(NOW, &[], 10).unwrap();
     assert_eq!(due[0].key, "a2");
     assert_eq!(due[0].attempts, 0);
+    let b1 = store.write(|tx| tx.outbox_row(ids[2])).unwrap();
+    assert_eq!((b1.attempts, b1.maybe_applied, b1.last_error.as_deref()), (1, true, Some("503")));
 }
 
 #[test]

@@ -1,0 +1,107 @@
+//! Secrets: one interface, backed by the OS keyring in production and by memory in demo mode.
+//!
+//! Names are `tokenx.client_secret` and `finix.password`. Secrets never go to the database,
+//! the configuration file or the logs.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use kasa_connect::Secret;
+
+/// The secrets Kasa uses.
+pub const NAMES: &[&str] = &[TOKENX_CLIENT_SECRET, FINIX_PASSWORD];
+/// Token X OAuth client secret.
+pub const TOKENX_CLIENT_SECRET: &str = "tokenx.client_secret";
+/// Finix API password.
+pub const FINIX_PASSWORD: &str = "finix.password";
+
+/// Why a secret could not be read or stored.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// Not set yet.
+    #[error("secret '{0}' is not set; set it with: kasa secrets set {0}  (the value is read from standard input)")]
+    Missing(String),
+    /// Not a name Kasa uses.
+    #[error("'{0}' is not a secret Kasa uses; known names: tokenx.client_secret, finix.password")]
+    UnknownName(String),
+    /// The keyring can't be used.
+    #[error(
+        "the OS keyring is locked or missing ({0}); unlock it (log in to the desktop session) or start a Secret Service such as gnome-keyring"
+    )]
+    Unavailable(String),
+}
+
+/// Where secrets come from.
+pub trait Credentials: Send + Sync {
+    /// Reads a secret.
+    fn get(&self, name: &str) -> Result<Secret, CredentialError>;
+    /// Stores a secret.
+    fn set(&self, name: &str, value: &str) -> Result<(), CredentialError>;
+}
+
+fn check_name(name: &str) -> Result<(), CredentialError> {
+    if NAMES.contains(&name) { Ok(()) } else { Err(CredentialError::UnknownName(name.to_string())) }
+}
+
+/// Secrets in the OS keyring (Secret Service, Windows Credential Manager, Keychain), under the
+/// service name `kasa`.
+#[derive(Debug, Default)]
+pub struct KeyringCredentials;
+
+const SERVICE: &str = "kasa";
+
+fn keyring_error(name: &str, e: keyring::Error) -> CredentialError {
+    match e {
+        keyring::Error::NoEntry => CredentialError::Missing(name.to_string()),
+        other => CredentialError::Unavailable(other.to_string()),
+    }
+}
+
+impl Credentials for KeyringCredentials {
+    fn get(&self, name: &str) -> Result<Secret, CredentialError> {
+        check_name(name)?;
+        let entry = keyring::Entry::new(SERVICE, name).map_err(|e| keyring_error(name, e))?;
+        entry.get_password().map(Secret::new).map_err(|e| keyring_error(name, e))
+    }
+
+    fn set(&self, name: &str, value: &str) -> Result<(), CredentialError> {
+        check_name(name)?;
+        let entry = keyring::Entry::new(SERVICE, name).map_err(|e| keyring_error(name, e))?;
+        entry.set_password(value).map_err(|e| keyring_error(name, e))
+    }
+}
+
+/// Secrets held in memory only (demo mode and tests).
+#[derive(Debug, Default)]
+pub struct MemoryCredentials {
+    values: Mutex<HashMap<String, String>>,
+}
+
+impl MemoryCredentials {
+    /// With the given secrets.
+    pub fn with(pairs: &[(&str, &str)]) -> MemoryCredentials {
+        let m = MemoryCredentials::default();
+        for (k, v) in pairs {
+            m.values.lock().unwrap_or_else(|e| e.into_inner()).insert(k.to_string(), v.to_string());
+        }
+        m
+    }
+}
+
+impl Credentials for MemoryCredentials {
+    fn get(&self, name: &str) -> Result<Secret, CredentialError> {
+        check_name(name)?;
+        self.values
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map(|v| Secret::new(v.clone()))
+            .ok_or_else(|| CredentialError::Missing(name.to_string()))
+    }
+
+    fn set(&self, name: &str, value: &str) -> Result<(), CredentialError> {
+        check_name(name)?;
+        self.values.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), value.to_string());
+        Ok(())
+    }
+}

@@ -1,0 +1,258 @@
+//! Performing one queued operation and classifying its outcome.
+//!
+//! Each operation is sent with its stored idempotency key. The outcome says what the
+//! dispatcher records: done (with the event for the sale and what changed about our locks),
+//! retry later (with whether the attempt may have been applied), or park for the manager.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kasa_connect::ConnectError;
+use kasa_core::op::Op;
+use kasa_core::{CardSlip, Money, Payment, PaymentKind, SaleEvent};
+use kasa_print::Slip;
+use kasa_store::OutboxRow;
+use time::OffsetDateTime;
+
+use crate::{Engine, now};
+
+/// A lock operation gives up after this many attempts or this long after it was queued, so a
+/// cashier is told "offline" instead of waiting.
+const LOCK_ATTEMPTS: u32 = 3;
+const LOCK_DEADLINE: Duration = Duration::from_secs(8);
+/// A card sale that certainly never reached the payment service is given up after this many
+/// attempts; one that may have reached it is retried until its outcome is known.
+const CARD_NOT_SENT_ATTEMPTS: u32 = 3;
+
+/// What changed about a lock this register may hold.
+#[derive(Debug)]
+pub(crate) enum LockChange {
+    None,
+    Held { order_id: String, lock_id: String, expires_at: OffsetDateTime },
+    Gone { order_id: String },
+}
+
+/// The outcome of one delivery attempt.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    /// Finished: mark the message done, update locks, and tell the sale.
+    Done { event: Option<SaleEvent>, lock: LockChange },
+    /// Try again later with the same key.
+    Retry { error: String, maybe_applied: bool },
+    /// Failed for good: park for the manager, and tell the sale.
+    Park { reason: String, event: Option<SaleEvent> },
+}
+
+fn done(event: Option<SaleEvent>, lock: LockChange) -> Delivery {
+    Delivery::Done { event, lock }
+}
+
+fn retry(e: &ConnectError) -> Delivery {
+    Delivery::Retry { error: e.to_string(), maybe_applied: e.maybe_applied() }
+}
+
+fn elapsed_since(at: OffsetDateTime) -> Duration {
+    Duration::try_from(now() - at).unwrap_or(Duration::ZERO)
+}
+
+pub(crate) async fn run(engine: &Engine, row: &OutboxRow) -> Delivery {
+    let tokenx = &engine.inner.tokenx;
+    let key = row.key.as_str();
+    let delivery = match &row.op {
+        Op::TokenxLock { order_id } => {
+            let gone = || LockChange::Gone { order_id: order_id.clone() };
+            if row.attempts == 0 && elapsed_since(row.created_at) > LOCK_DEADLINE {
+                // Queued too long behind other work: the cashier has been told nothing yet, so
+                // don't lock now; report it unavailable without sending.
+                let event =
+                    SaleEvent::LockUnavailable { message: "the request waited too long".into(), maybe_locked: false };
+                return done(Some(event), gone());
+            }
+            match tokenx.lock(order_id, key, None).await {
+                Ok(l) => done(
+                    Some(SaleEvent::LockGranted { lock_id: l.lock_id.clone(), expires_at: l.expires_at }),
+                    LockChange::Held { order_id: order_id.clone(), lock_id: l.lock_id, expires_at: l.expires_at },
+                ),
+                Err(e) if e.status() == Some(409) => done(
+                    Some(SaleEvent::LockRefused {
+                        code: e.code().unwrap_or("ORDER_LOCKED").to_string(),
+                        message: e.to_string(),
+                    }),
+                    gone(),
+                ),
+                Err(e) if e.is_transient() || e.maybe_applied() => {
+                    let maybe = row.maybe_applied || e.maybe_applied();
+                    if row.attempts + 1 >= LOCK_ATTEMPTS || elapsed_since(row.created_at) > LOCK_DEADLINE {
+                        let event = SaleEvent::LockUnavailable { message: e.to_string(), maybe_locked: maybe };
+                        // A lock that may exist keeps its row until the queued release confirms.
+                        done(Some(event), if maybe { LockChange::None } else { gone() })
+                    } else {
+                        retry(&e)
+                    }
+                }
+                Err(e) => done(
+                    Some(SaleEvent::LockRefused {
+                        code: e.code().unwrap_or("REFUSED").to_string(),
+                        message: e.to_string(),
+                    }),
+                    gone(),
+                ),
+            }
+        }
+        Op::TokenxUnlock { order_id, lock_id } => match tokenx.unlock(order_id, lock_id, key).await {
+            // 409: the lock is not ours (it lapsed and someone else holds the order).
+            Ok(()) => done(None, LockChange::Gone { order_id: order_id.clone() }),
+            Err(e) if matches!(e.status(), Some(409) | Some(404)) => {
+                done(None, LockChange::Gone { order_id: order_id.clone() })
+            }
+            Err(e) if e.is_transient() => retry(&e),
+            Err(e) => Delivery::Park { reason: e.to_string(), event: None },
+        },
+        Op::TokenxRelease { order_id } => release(engine, row, order_id).await,
+        Op::TokenxPayment { order_id, lock_id, payments } => {
+            match tokenx.payment(order_id, lock_id, key, payments).await {
+                Ok(()) => done(Some(SaleEvent::ReportAcknowledged), LockChange::Gone { order_id: order_id.clone() }),
+                Err(e) if e.is_transient() => retry(&e),
+                Err(e) => Delivery::Park {
+                    reason: e.to_string(),
+                    event: Some(SaleEvent::ReportRefused { message: e.to_string() }),
+                },
+            }
+        }
+        Op::CardSale { amount } => card_sale(engine, row, *amount).await,
+        Op::PrintSlip { copy } => print(engine, row, *copy).await,
+    };
+    if let Delivery::Retry { error, .. } = &delivery {
+        tracing::warn!(op = row.op.kind().as_str(), attempt = row.attempts + 1, %error, "delivery failed; will retry");
+    }
+    delivery
+}
+
+/// Unlocks an order this register may have locked, if the cloud says the lock is ours.
+async fn release(engine: &Engine, row: &OutboxRow, order_id: &str) -> Delivery {
+    let gone = LockChange::Gone { order_id: order_id.to_string() };
+    // A later sale of this order owns the lock row now: its lock is not ours to release.
+    let oid = order_id.to_string();
+    if let Ok(Some(lock)) = engine.db(move |s| Ok(s.lock_of(&oid)?)).await
+        && Some(lock.sale_id.as_str()) != row.sale_id.as_deref()
+    {
+        return done(None, LockChange::None);
+    }
+    let tokenx = &engine.inner.tokenx;
+    match tokenx.order(order_id).await {
+        Ok(order) => match order.lock {
+            Some(l) if l.terminal_id == tokenx.terminal_id() => {
+                match tokenx.unlock(order_id, &l.lock_id, &row.key).await {
+                    Ok(()) => done(None, gone),
+                    Err(e) if e.status() == Some(409) => done(None, gone),
+                    Err(e) if e.is_transient() => retry(&e),
+                    Err(e) => Delivery::Park { reason: e.to_string(), event: None },
+                }
+            }
+            _ => done(None, gone),
+        },
+        Err(e) if e.status() == Some(404) => done(None, gone),
+        Err(e) if e.is_transient() => retry(&e),
+        Err(e) => Delivery::Park { reason: e.to_string(), event: None },
+    }
+}
+
+async fn card_sale(engine: &Engine, row: &OutboxRow, amount: Money) -> Delivery {
+    let device = &engine.inner.config.finix.device_id;
+    let mut tags = BTreeMap::new();
+    if let Some(s) = &row.sale_id {
+        tags.insert("sale_id".to_string(), s.clone());
+    }
+    tags.insert("terminal_id".to_string(), engine.inner.config.tokenx.terminal_id.clone());
+    match engine.inner.finix.card_sale(device, amount, &row.key, &tags).await {
+        Ok(t) => match t.state.as_str() {
+            "SUCCEEDED" => {
+                let card = t.card_present_details.clone().unwrap_or(kasa_connect::finix::CardPresentDetails {
+                    masked_account_number: None,
+                    brand: None,
+                    entry_mode: None,
+                    approval_code: None,
+                });
+                let slip = CardSlip {
+                    masked_pan: card.masked_account_number.unwrap_or_default(),
+                    brand: card.brand.unwrap_or_default(),
+                    entry_mode: card.entry_mode.unwrap_or_default(),
+                    approval_code: card.approval_code.unwrap_or_default(),
+                    terminal_ref: t.device.clone().unwrap_or_else(|| device.clone()),
+                    transaction_ref: t.id.clone(),
+                    paid_at: t.updated_at.clone(),
+                };
+                let paid = Money::new(t.amount, amount.currency);
+                let payment = Payment { amount: paid, kind: PaymentKind::Card { slip } };
+                done(Some(SaleEvent::PaymentApproved { payment }), LockChange::None)
+            }
+            "FAILED" | "CANCELED" => {
+                let code = t.failure_code.unwrap_or_else(|| "DECLINED".into());
+                let message = t.failure_message.unwrap_or_else(|| "The payment was not approved.".into());
+                done(Some(SaleEvent::PaymentDeclined { code, message }), LockChange::None)
+            }
+            other => Delivery::Retry { error: format!("transfer {} is {other}", t.id), maybe_applied: true },
+        },
+        Err(e) if e.is_transient() || e.maybe_applied() => {
+            let maybe = row.maybe_applied || e.maybe_applied();
+            if !maybe && row.attempts + 1 >= CARD_NOT_SENT_ATTEMPTS {
+                // Every attempt failed before reaching Finix: certainly no charge.
+                let event = SaleEvent::PaymentDeclined {
+                    code: "TERMINAL_UNREACHABLE".into(),
+                    message: format!("The card payment service could not be reached ({e})."),
+                };
+                done(Some(event), LockChange::None)
+            } else {
+                retry(&e)
+            }
+        }
+        // A refusal (4xx) was not applied: no money was taken.
+        Err(e) => done(
+            Some(SaleEvent::PaymentDeclined {
+                code: e.code().unwrap_or("REFUSED").to_string(),
+                message: format!("The card terminal refused the payment: {e}."),
+            }),
+            LockChange::None,
+        ),
+    }
+}
+
+async fn print(engine: &Engine, row: &OutboxRow, copy: bool) -> Delivery {
+    let Some(printer) = engine.inner.printer.clone() else {
+        return done(None, LockChange::None);
+    };
+    let Some(sale_id) = row.sale_id.clone() else { return done(None, LockChange::None) };
+    let sale = match engine.sale(&sale_id).await {
+        Ok(s) => s,
+        Err(e) => return Delivery::Park { reason: e.message, event: None },
+    };
+    let slip = match Slip::from_sale(&sale, &engine.inner.config.store, copy) {
+        Ok(s) => s,
+        Err(e) => return Delivery::Park { reason: e.to_string(), event: None },
+    };
+    let mut setup = printer.setup;
+    let cash = sale.payments.iter().any(|p| matches!(p.kind, PaymentKind::Cash { .. }));
+    setup.open_drawer = cash && !copy && engine.inner.config.printer.open_drawer_on_cash;
+    let blocks = kasa_print::layout::layout(&slip, printer.width);
+    let bytes = match kasa_print::escpos::render(&blocks, &setup) {
+        Ok(b) => b,
+        Err(e) => return Delivery::Park { reason: e.to_string(), event: None },
+    };
+    let target = printer.target.clone();
+    let sent = tokio::task::spawn_blocking(move || kasa_print::driver::send(&target, &bytes, Default::default())).await;
+    match sent {
+        Ok(Ok(())) => {
+            engine.set_printer_problem(None);
+            done(None, LockChange::None)
+        }
+        Ok(Err(e)) => {
+            engine.set_printer_problem(Some(e.to_string()));
+            if e.is_transient() {
+                Delivery::Retry { error: e.to_string(), maybe_applied: false }
+            } else {
+                Delivery::Park { reason: e.to_string(), event: None }
+            }
+        }
+        Err(e) => Delivery::Retry { error: e.to_string(), maybe_applied: false },
+    }
+}

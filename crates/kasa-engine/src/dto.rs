@@ -1,0 +1,210 @@
+//! What the engine shows to screens: views, events and errors, one module for the UI's types.
+//!
+//! Every type here derives `ts_rs::TS`; their TypeScript twins are generated into
+//! `ui/src/bindings/` and a test fails when the committed files are stale.
+
+use kasa_core::{
+    Line, Money, Notice, OrderSummary, Payment, PaymentKind, PumpOrder, ReceiptInfo, Sale, SaleState, ShopItem,
+};
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// A sale as the cashier sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct SaleView {
+    /// Id.
+    pub id: String,
+    /// State.
+    pub state: SaleState,
+    /// Waiting for the cloud or the terminal.
+    pub busy: bool,
+    /// The pump order, if any.
+    pub order_id: Option<String>,
+    /// Basket lines.
+    pub lines: Vec<Line>,
+    /// Total to pay.
+    pub total: Money,
+    /// Payments taken.
+    pub payments: Vec<Payment>,
+    /// Change to hand back, for cash.
+    pub change: Option<Money>,
+    /// The last notice for the cashier.
+    pub notice: Option<Notice>,
+    /// The pump's fiscal receipt.
+    pub receipt: Option<ReceiptInfo>,
+    /// Payment attempts so far.
+    pub attempts: u32,
+    /// The customer slip as printed text, once paid.
+    pub slip_text: Option<String>,
+}
+
+impl SaleView {
+    /// The view of a sale; `slip_text` is the rendered slip when paid.
+    pub fn new(sale: &Sale, slip_text: Option<String>) -> SaleView {
+        let change = sale.payments.iter().find_map(|p| match p.kind {
+            PaymentKind::Cash { change, .. } => Some(change),
+            PaymentKind::Card { .. } => None,
+        });
+        SaleView {
+            id: sale.id.0.clone(),
+            state: sale.state,
+            busy: sale.state.is_busy(),
+            order_id: sale.basket.pump_order_id().map(str::to_string),
+            lines: sale.basket.lines.clone(),
+            total: sale.total().unwrap_or(Money::zero(sale.basket.currency)),
+            payments: sale.payments.clone(),
+            change,
+            notice: sale.notice.clone(),
+            receipt: sale.receipt.clone(),
+            attempts: sale.attempts,
+            slip_text,
+        }
+    }
+}
+
+/// The register's connection and queue state, for the status bar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct StatusView {
+    /// Token X answered the last time it was asked.
+    pub online: bool,
+    /// Why the register is offline.
+    pub offline_reason: Option<String>,
+    /// Seconds since the order list was last refreshed, if ever.
+    #[ts(type = "number | null")]
+    pub orders_age_secs: Option<u64>,
+    /// Operations waiting for delivery.
+    #[ts(type = "number")]
+    pub queue_pending: i64,
+    /// Operations parked for the manager.
+    #[ts(type = "number")]
+    pub queue_parked: i64,
+    /// This register's terminal id.
+    pub terminal_id: String,
+    /// The last printer problem, if the last job failed.
+    pub printer_problem: Option<String>,
+    /// Running against the built-in sandbox.
+    pub demo: bool,
+}
+
+/// Something the screens should react to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[ts(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum EngineEvent {
+    /// The cached order list changed.
+    OrdersChanged {
+        /// The list, newest first.
+        orders: Vec<OrderSummary>,
+    },
+    /// A sale changed.
+    SaleChanged {
+        /// The sale.
+        sale: SaleView,
+    },
+    /// Connectivity, queue or printer state changed.
+    StatusChanged {
+        /// The status.
+        status: StatusView,
+    },
+}
+
+/// An order with what the cashier needs to decide.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct OrderDetail {
+    /// The order.
+    pub order: PumpOrder,
+}
+
+/// A shop article the cashier can add.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct CatalogEntry {
+    /// The article.
+    pub item: ShopItem,
+}
+
+/// Error codes the UI acts on. Closed: add one only when a screen does something with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// No such order, sale or item.
+    NotFound,
+    /// Not possible in the current state.
+    InvalidState,
+    /// The input is wrong (amount, quantity).
+    BadInput,
+    /// The cloud or terminal can't be reached.
+    Offline,
+    /// The remote side refused.
+    Refused,
+    /// Something the manager must fix (configuration, keyring, database).
+    Setup,
+    /// An internal failure.
+    Internal,
+}
+
+/// An error as the UI receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// What kind of failure.
+    pub code: ErrorCode,
+    /// A sentence for the user saying what happened and what to do.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error of a code.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError { code, message: message.into() }
+    }
+}
+
+/// The TypeScript declarations of every type the UI receives or sends, as one module.
+/// `ui/src/bindings.ts` is this text; a test fails when the committed file is stale.
+pub fn typescript_bindings() -> String {
+    use ts_rs::Config;
+    let cfg = Config::new();
+    let mut out = String::from("// Generated from the Rust types by `kasa bindings`; do not edit.\n");
+    macro_rules! emit {
+        ($($t:ty),*) => {$(
+            out.push_str("\nexport ");
+            out.push_str(&<$t as TS>::decl(&cfg));
+            out.push('\n');
+        )*};
+    }
+    emit!(
+        SaleView,
+        StatusView,
+        EngineEvent,
+        OrderDetail,
+        CatalogEntry,
+        ErrorCode,
+        ApiError,
+        kasa_core::OrderSummary,
+        kasa_core::PumpOrder,
+        kasa_core::OrderStatus,
+        kasa_core::LockInfo,
+        kasa_core::ReceiptInfo,
+        kasa_core::Money,
+        kasa_core::Currency,
+        kasa_core::Litres,
+        kasa_core::Line,
+        kasa_core::ShopItem,
+        kasa_core::Payment,
+        kasa_core::PaymentKind,
+        kasa_core::CardSlip,
+        kasa_core::PayMethod,
+        kasa_core::Notice,
+        kasa_core::NoticeLevel,
+        kasa_core::SaleState
+    );
+    out
+}

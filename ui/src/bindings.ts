@@ -1,0 +1,397 @@
+// Generated from the Rust types by `kasa bindings`; do not edit.
+
+export type SaleView = { 
+/**
+ * Id.
+ */
+id: string, 
+/**
+ * State.
+ */
+state: SaleState, 
+/**
+ * Waiting for the cloud or the terminal.
+ */
+busy: boolean, 
+/**
+ * The pump order, if any.
+ */
+orderId: string | null, 
+/**
+ * Basket lines.
+ */
+lines: Array<Line>, 
+/**
+ * Total to pay.
+ */
+total: Money, 
+/**
+ * Payments taken.
+ */
+payments: Array<Payment>, 
+/**
+ * Change to hand back, for cash.
+ */
+change: Money | null, 
+/**
+ * The last notice for the cashier.
+ */
+notice: Notice | null, 
+/**
+ * The pump's fiscal receipt.
+ */
+receipt: ReceiptInfo | null, 
+/**
+ * Payment attempts so far.
+ */
+attempts: number, 
+/**
+ * The customer slip as printed text, once paid.
+ */
+slipText: string | null, };
+
+export type StatusView = { 
+/**
+ * Token X answered the last time it was asked.
+ */
+online: boolean, 
+/**
+ * Why the register is offline.
+ */
+offlineReason: string | null, 
+/**
+ * Seconds since the order list was last refreshed, if ever.
+ */
+ordersAgeSecs: number | null, 
+/**
+ * Operations waiting for delivery.
+ */
+queuePending: number, 
+/**
+ * Operations parked for the manager.
+ */
+queueParked: number, 
+/**
+ * This register's terminal id.
+ */
+terminalId: string, 
+/**
+ * The last printer problem, if the last job failed.
+ */
+printerProblem: string | null, 
+/**
+ * Running against the built-in sandbox.
+ */
+demo: boolean, };
+
+export type EngineEvent = { "type": "ordersChanged", 
+/**
+ * The list, newest first.
+ */
+orders: Array<OrderSummary>, } | { "type": "saleChanged", 
+/**
+ * The sale.
+ */
+sale: SaleView, } | { "type": "statusChanged", 
+/**
+ * The status.
+ */
+status: StatusView, };
+
+export type OrderDetail = { 
+/**
+ * The order.
+ */
+order: PumpOrder, };
+
+export type CatalogEntry = { 
+/**
+ * The article.
+ */
+item: ShopItem, };
+
+export type ErrorCode = "NOT_FOUND" | "INVALID_STATE" | "BAD_INPUT" | "OFFLINE" | "REFUSED" | "SETUP" | "INTERNAL";
+
+export type ApiError = { 
+/**
+ * What kind of failure.
+ */
+code: ErrorCode, 
+/**
+ * A sentence for the user saying what happened and what to do.
+ */
+message: string, };
+
+export type OrderSummary = { 
+/**
+ * The cloud's order id.
+ */
+orderId: string, 
+/**
+ * Vehicle plate as entered at the pump.
+ */
+plateNumber: string, 
+/**
+ * Pump number.
+ */
+pumpNo: number, 
+/**
+ * Product sold (e.g. "Motorin").
+ */
+productName: string, 
+/**
+ * Amount to pay.
+ */
+amount: Money, 
+/**
+ * Life-cycle status.
+ */
+status: OrderStatus, 
+/**
+ * When the pump added the order.
+ */
+createdAt: string, };
+
+export type PumpOrder = { 
+/**
+ * The cloud's order id.
+ */
+orderId: string, 
+/**
+ * Vehicle plate.
+ */
+plateNumber: string, 
+/**
+ * Pump number.
+ */
+pumpNo: number, 
+/**
+ * Nozzle number.
+ */
+nozzleNo: number, 
+/**
+ * Product code at the pump.
+ */
+productCode: string, 
+/**
+ * Product name.
+ */
+productName: string, 
+/**
+ * Quantity delivered.
+ */
+litres: Litres, 
+/**
+ * Price per litre.
+ */
+unitPrice: Money, 
+/**
+ * Amount to pay (VAT included).
+ */
+amount: Money, 
+/**
+ * VAT rate in basis points (2000 = 20 %).
+ */
+vatRateBp: number, 
+/**
+ * Life-cycle status.
+ */
+status: OrderStatus, 
+/**
+ * When the pump added the order.
+ */
+createdAt: string, 
+/**
+ * The current lock, if any.
+ */
+lock: LockInfo | null, 
+/**
+ * The pump's receipt, once completed.
+ */
+receipt: ReceiptInfo | null, };
+
+export type OrderStatus = "Open" | "Locked" | "Paid" | "Completed" | "Cancelled";
+
+export type LockInfo = { 
+/**
+ * The lock's id, needed to unlock and to report payment.
+ */
+lockId: string, 
+/**
+ * The register that holds it.
+ */
+terminalId: string, 
+/**
+ * When it lapses unless renewed.
+ */
+expiresAt: string, };
+
+export type ReceiptInfo = { 
+/**
+ * Fiscal receipt number.
+ */
+fiscalNo: string, 
+/**
+ * Z report number.
+ */
+zNo: string, 
+/**
+ * Electronic journal (EKÜ) number.
+ */
+ekuNo: string, 
+/**
+ * When the pump issued the receipt.
+ */
+issuedAt: string, };
+
+export type Money = { 
+/**
+ * Minor units (kuruş for TRY); negative for refunds and change given.
+ */
+minor: number, 
+/**
+ * ISO 4217 currency.
+ */
+currency: Currency, };
+
+export type Currency = string;
+
+export type Litres = string;
+
+export type Line = { "type": "fuel", 
+/**
+ * The cloud's order id.
+ */
+orderId: string, 
+/**
+ * Pump number.
+ */
+pumpNo: number, 
+/**
+ * Vehicle plate.
+ */
+plateNumber: string, 
+/**
+ * Product name.
+ */
+productName: string, 
+/**
+ * Litres delivered.
+ */
+litres: Litres, 
+/**
+ * Price per litre.
+ */
+unitPrice: Money, 
+/**
+ * Line amount as the pump computed it.
+ */
+amount: Money, 
+/**
+ * VAT rate in basis points.
+ */
+vatRateBp: number, } | { "type": "item", 
+/**
+ * The article.
+ */
+item: ShopItem, 
+/**
+ * How many.
+ */
+quantity: number, };
+
+export type ShopItem = { 
+/**
+ * Article number or barcode.
+ */
+sku: string, 
+/**
+ * Name shown on screen and slip.
+ */
+name: string, 
+/**
+ * Price of one unit, VAT included.
+ */
+unitPrice: Money, 
+/**
+ * VAT rate in basis points.
+ */
+vatRateBp: number, };
+
+export type Payment = { 
+/**
+ * Amount paid.
+ */
+amount: Money, 
+/**
+ * Method and its details.
+ */
+kind: PaymentKind, };
+
+export type PaymentKind = { "method": "card", 
+/**
+ * Slip fields.
+ */
+slip: CardSlip, } | { "method": "cash", 
+/**
+ * Cash received.
+ */
+tendered: Money, 
+/**
+ * Change handed back.
+ */
+change: Money, };
+
+export type CardSlip = { 
+/**
+ * Card number with all but the last four digits masked.
+ */
+maskedPan: string, 
+/**
+ * Card brand (VISA, MASTERCARD, ...).
+ */
+brand: string, 
+/**
+ * How the card was read (CHIP_ENTRY, CONTACTLESS, ...).
+ */
+entryMode: string, 
+/**
+ * Issuer's approval code.
+ */
+approvalCode: string, 
+/**
+ * The terminal (device) that took the payment.
+ */
+terminalRef: string, 
+/**
+ * The processor's transaction id.
+ */
+transactionRef: string, 
+/**
+ * When the payment was approved, RFC 3339.
+ */
+paidAt: string, };
+
+export type PayMethod = { "method": "card" } | { "method": "cash", 
+/**
+ * Cash received.
+ */
+tendered: Money, };
+
+export type Notice = { 
+/**
+ * Severity.
+ */
+level: NoticeLevel, 
+/**
+ * Machine-readable reason, e.g. `ORDER_LOCKED`, `DECLINED`.
+ */
+code: string, 
+/**
+ * A sentence for the cashier saying what happened and what to do.
+ */
+message: string, };
+
+export type NoticeLevel = "info" | "warning" | "error";
+
+export type SaleState = "Open" | "Locking" | "Paying" | "Paid" | "Reported" | "Completed" | "Cancelled";
