@@ -1,1 +1,317 @@
-fn main() {}
+//! `kasa`: the headless register.
+//!
+//! Runs the demo, lists orders, sells an order, runs the sandbox on its own, stores secrets in
+//! the OS keyring and checks the journal. Configuration comes from `--config` or `KASA_CONFIG`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use kasa_core::{Money, PayMethod, SaleState};
+use kasa_engine::{Config, Credentials, Engine, KeyringCredentials, SaleView};
+
+#[derive(Parser)]
+#[command(name = "kasa", version, about = "Kasa register, headless")]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, env = "KASA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory; overrides the configuration's `data_dir`.
+    #[arg(long, global = true, env = "KASA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the sandbox and sell orders headlessly against it.
+    Demo {
+        /// How many sales to make (card and cash in turn).
+        #[arg(long, default_value_t = 2)]
+        sales: usize,
+    },
+    /// List the pump orders the cloud has for this register.
+    Orders,
+    /// Sell one pump order.
+    Sale {
+        /// The order id.
+        #[arg(long)]
+        order: String,
+        /// How the customer pays.
+        #[arg(long, value_enum)]
+        pay: Pay,
+        /// Cash handed over, e.g. 1500.00 (defaults to the exact total).
+        #[arg(long)]
+        tendered: Option<String>,
+    },
+    /// Run the sandbox on its own and print its addresses.
+    Sim {
+        /// Write a configuration for a register using this sandbox to this file.
+        #[arg(long)]
+        write_config: Option<PathBuf>,
+        /// Seconds between orders added by the simulated pump (0: none).
+        #[arg(long, default_value_t = 20)]
+        order_every: u64,
+        /// Stop after this many seconds (0: run until interrupted).
+        #[arg(long, default_value_t = 0)]
+        seconds: u64,
+    },
+    /// Manage secrets in the OS keyring.
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsAction,
+    },
+    /// Check the journal.
+    Journal {
+        #[command(subcommand)]
+        action: JournalAction,
+    },
+    /// Write the UI's TypeScript bindings to a file.
+    Bindings {
+        /// Output file.
+        #[arg(default_value = "ui/src/bindings.ts")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Pay {
+    Card,
+    Cash,
+}
+
+#[derive(Subcommand)]
+enum SecretsAction {
+    /// Store a secret; the value is read from standard input.
+    Set {
+        /// `tokenx.client_secret` or `finix.password`.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum JournalAction {
+    /// Verify the hash chain; exits 1 if any entry was altered, removed or reordered.
+    Verify,
+}
+
+fn main() {
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,kasa=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .finish();
+    let _ = tracing::subscriber::set_global_default(subscriber);
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(cli)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let path = cli
+        .config
+        .as_ref()
+        .context("no configuration: pass --config FILE or set KASA_CONFIG (see `kasa sim --write-config`)")?;
+    let mut config = Config::load(path)?;
+    if let Some(d) = &cli.data_dir {
+        config.data_dir = d.clone();
+    }
+    Ok(config)
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("kasa-demo-{}", std::process::id()))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Demo { sales } => demo(cli.data_dir.clone().unwrap_or_else(default_data_dir), *sales).await,
+        Command::Orders => {
+            let engine = Engine::start(load_config(&cli)?, &KeyringCredentials).await?;
+            let orders = wait_for_orders(&engine).await?;
+            println!("{:<12} {:<14} {:>4}  {:<22} {:>14}  STATUS", "ORDER", "PLATE", "PUMP", "PRODUCT", "AMOUNT");
+            for o in orders {
+                println!(
+                    "{:<12} {:<14} {:>4}  {:<22} {:>14}  {:?}",
+                    o.order_id,
+                    o.plate_number,
+                    o.pump_no,
+                    o.product_name,
+                    o.amount.display_grouped(),
+                    o.status
+                );
+            }
+            engine.shutdown().await;
+            Ok(())
+        }
+        Command::Sale { order, pay, tendered } => {
+            let engine = Engine::start(load_config(&cli)?, &KeyringCredentials).await?;
+            let result = sell(&engine, order, *pay, tendered.as_deref()).await;
+            engine.shutdown().await;
+            let view = result?;
+            print_sale(&view);
+            if view.state.is_paid() { Ok(()) } else { bail!("the sale was not paid") }
+        }
+        Command::Sim { write_config, order_every, seconds } => sim(write_config.clone(), *order_every, *seconds).await,
+        Command::Secrets { action: SecretsAction::Set { name } } => {
+            let mut value = String::new();
+            std::io::stdin().read_to_string(&mut value).context("reading the secret from standard input")?;
+            let value = value.trim_end_matches(['\r', '\n']);
+            if value.is_empty() {
+                bail!("the secret read from standard input is empty");
+            }
+            KeyringCredentials.set(name, value)?;
+            println!("stored {name} in the OS keyring");
+            Ok(())
+        }
+        Command::Journal { action: JournalAction::Verify } => {
+            let config = load_config(&cli)?;
+            let store = Engine::open_store(&config.database_path())?;
+            let v = store.verify_journal()?;
+            match &v.first_break {
+                None => {
+                    println!("journal intact: {} entries", v.entries);
+                    Ok(())
+                }
+                Some(b) => bail!("journal broken at entry {}: {} ({} entries read)", b.seq, b.reason, v.entries),
+            }
+        }
+        Command::Bindings { out } => {
+            std::fs::write(out, kasa_engine::dto::typescript_bindings())
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+async fn wait_for_orders(engine: &Engine) -> Result<Vec<kasa_core::OrderSummary>> {
+    for _ in 0..100 {
+        if engine.status().orders_age_secs.is_some() {
+            return Ok(engine.orders().await?);
+        }
+        if let Some(reason) = engine.status().offline_reason {
+            bail!("offline: {reason}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the order list did not arrive within 5 s")
+}
+
+async fn sell(engine: &Engine, order: &str, pay: Pay, tendered: Option<&str>) -> Result<SaleView> {
+    let sale = engine.open_order_sale(order).await?;
+    let method = match pay {
+        Pay::Card => PayMethod::Card,
+        Pay::Cash => PayMethod::Cash {
+            tendered: match tendered {
+                Some(t) => Money::parse_decimal(t, sale.total.currency)?,
+                None => sale.total,
+            },
+        },
+    };
+    engine.pay(&sale.id, method).await?;
+    let view = engine.wait_settled(&sale.id, Duration::from_secs(240)).await?;
+    if view.state.is_paid() {
+        // Deliver the payment report and the slip before exiting.
+        engine.drain(Duration::from_secs(30)).await?;
+        if let Ok(done) = engine.wait_for_state(&sale.id, SaleState::Completed, Duration::from_secs(10)).await {
+            return Ok(engine.sale_view(&done.id.0).await?);
+        }
+    }
+    Ok(engine.sale_view(&sale.id).await?)
+}
+
+fn print_sale(view: &SaleView) {
+    println!("sale {}: {:?}, total {}", view.id, view.state, view.total.display_grouped());
+    if let Some(n) = &view.notice {
+        println!("{}", n.message);
+    }
+    if let Some(change) = view.change {
+        println!("change: {}", change.display_grouped());
+    }
+    if let Some(r) = &view.receipt {
+        println!("pump receipt: fiscal no {}, Z no {}, EKÜ no {}", r.fiscal_no, r.z_no, r.eku_no);
+    }
+    if let Some(slip) = &view.slip_text {
+        println!("\n{slip}");
+    }
+}
+
+async fn demo(data_dir: PathBuf, sales: usize) -> Result<()> {
+    let demo = kasa_engine::demo::start(data_dir.clone(), kasa_sim::SandboxConfig::demo()).await?;
+    println!(
+        "Kasa demo: sandbox Token X {} Finix {} printer {}",
+        demo.sandbox.tokenx_url(),
+        demo.sandbox.finix_url(),
+        demo.sandbox.printer_addr()
+    );
+    println!("data directory: {}", data_dir.display());
+    let mut failures = 0;
+    for i in 0..sales {
+        let orders = wait_for_orders(&demo.engine).await?;
+        let Some(order) = orders.iter().find(|o| o.status.is_payable()) else {
+            demo.sandbox.tokenx.add_random_order();
+            demo.engine.refresh_orders();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        };
+        let pay = if i % 2 == 0 { Pay::Card } else { Pay::Cash };
+        println!(
+            "\n== selling {} ({}, pump {}) by {} ==",
+            order.order_id,
+            order.plate_number,
+            order.pump_no,
+            if i % 2 == 0 { "card" } else { "cash" }
+        );
+        let view = sell(&demo.engine, &order.order_id, pay, None).await?;
+        if !view.state.is_paid() {
+            failures += 1;
+        }
+        print_sale(&view);
+    }
+    let jobs = demo.sandbox.printer.jobs();
+    println!("virtual printer received {} slip(s)", jobs.len());
+    let v = demo.engine.verify_journal().await?;
+    println!("journal: {} entries, {}", v.entries, if v.is_intact() { "intact" } else { "BROKEN" });
+    demo.engine.shutdown().await;
+    if failures > 0 {
+        bail!("{failures} demo sale(s) were not paid");
+    }
+    Ok(())
+}
+
+async fn sim(write_config: Option<PathBuf>, order_every: u64, seconds: u64) -> Result<()> {
+    let mut cfg = kasa_sim::SandboxConfig::demo();
+    cfg.tokenx.order_interval = (order_every > 0).then(|| Duration::from_secs(order_every));
+    let sb = kasa_sim::Sandbox::start(cfg).await?;
+    println!("Token X   {}", sb.tokenx_url());
+    println!("Finix     {}", sb.finix_url());
+    println!("printer   {}", sb.printer_addr());
+    println!("Token X client kasa-demo / demo-secret, terminals VT-0001 and VT-0002");
+    println!("Finix user USdemoKasa / demo-finix-password, merchant MUdemoKasaMerchant, device DVdemoKasaTerminal1");
+    if let Some(path) = write_config {
+        let dir = path.parent().map(|p| p.join("kasa-data")).unwrap_or_else(|| PathBuf::from("kasa-data"));
+        let config = Config::local(dir, &sb.tokenx_url(), &sb.finix_url(), Some(sb.printer_addr()));
+        std::fs::write(&path, toml::to_string(&config)?).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {} (set the secrets with `kasa secrets set`)", path.display());
+    }
+    if seconds > 0 {
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+    } else {
+        tokio::signal::ctrl_c().await?;
+    }
+    Ok(())
+}
