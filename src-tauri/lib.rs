@@ -1,1 +1,130 @@
+//! The desktop shell: a Tauri window over the Kasa engine.
+//!
+//! Starts the register (demo mode against the in-process sandbox unless a configuration is
+//! given with `--config` or `KASA_CONFIG`), forwards the engine's events to the window as
+//! `kasa://event`, and exposes the engine through the one-line commands in [`commands`].
 
+mod commands;
+
+use std::path::PathBuf;
+
+use kasa_engine::{ApiError, Config, Engine, ErrorCode, KeyringCredentials};
+use tauri::{Emitter, Manager};
+
+/// What the window's commands reach: the register, or why it could not start.
+pub struct Shell {
+    engine: Result<Engine, ApiError>,
+    _demo: Option<kasa_sim::Sandbox>,
+}
+
+impl Shell {
+    /// The running register.
+    pub fn engine(&self) -> Result<&Engine, ApiError> {
+        self.engine.as_ref().map_err(Clone::clone)
+    }
+}
+
+fn config_path() -> Option<PathBuf> {
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--config" {
+            return args.next().map(PathBuf::from);
+        }
+        if let Some(p) = a.strip_prefix("--config=") {
+            return Some(PathBuf::from(p));
+        }
+    }
+    std::env::var_os("KASA_CONFIG").map(PathBuf::from)
+}
+
+async fn start() -> Shell {
+    match config_path() {
+        Some(path) => {
+            let engine = async {
+                let mut config = Config::load(&path).map_err(|e| ApiError::new(ErrorCode::Setup, e.to_string()))?;
+                if let Some(dir) = std::env::var_os("KASA_DATA_DIR") {
+                    config.data_dir = PathBuf::from(dir);
+                }
+                Engine::start(config, &KeyringCredentials).await
+            }
+            .await;
+            Shell { engine, _demo: None }
+        }
+        None => {
+            // Demo: a fresh data directory per run, since the sandbox starts empty each time.
+            let dir = std::env::var_os("KASA_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("kasa-demo-{}", std::process::id())));
+            match kasa_engine::demo::start(dir, kasa_sim::SandboxConfig::demo()).await {
+                Ok(d) => Shell { engine: Ok(d.engine), _demo: Some(d.sandbox) },
+                Err(e) => Shell { engine: Err(e), _demo: None },
+            }
+        }
+    }
+}
+
+/// Runs the desktop app until its window closes.
+pub fn run() {
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,kasa=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .finish();
+    let _ = tracing::subscriber::set_global_default(subscriber);
+
+    let app = tauri::Builder::default()
+        .setup(|app| {
+            let shell = tauri::async_runtime::block_on(start());
+            match &shell.engine {
+                Ok(engine) => {
+                    let mut events = engine.subscribe();
+                    let handle = app.handle().clone();
+                    tauri::async_runtime::spawn(async move {
+                        loop {
+                            match events.recv().await {
+                                Ok(event) => {
+                                    let _ = handle.emit("kasa://event", event);
+                                }
+                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                            }
+                        }
+                    });
+                }
+                Err(e) => tracing::error!(error = %e, "the register could not start"),
+            }
+            app.manage(shell);
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::status,
+            commands::orders,
+            commands::refresh_orders,
+            commands::catalog,
+            commands::open_order_sale,
+            commands::open_shop_sale,
+            commands::add_item,
+            commands::pay,
+            commands::cancel_payment,
+            commands::cancel_sale,
+            commands::sale,
+            commands::reprint,
+        ])
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("error: the window could not open: {e}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|handle, event| {
+        if let tauri::RunEvent::Exit = event
+            && let Some(shell) = handle.try_state::<Shell>()
+            && let Ok(engine) = shell.engine()
+        {
+            tauri::async_runtime::block_on(engine.shutdown());
+        }
+    });
+}

@@ -1,1 +1,80 @@
+//! End-to-end tests of the real desktop app: the built `kasa-desktop` in a window under Xvfb,
+//! driven through WebDriver (tauri-driver in front of WebKitWebDriver).
+//!
+//! They need a display and `tauri-driver` on PATH, so they are ignored by a plain `cargo test`;
+//! `./scripts/test` runs them with `--ignored` inside `xvfb-run` and a private D-Bus session.
 
+mod webdriver;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use webdriver::{Driver, Session};
+
+fn output_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-output/desktop");
+    std::fs::create_dir_all(&dir).expect("test output folder");
+    dir
+}
+
+#[tokio::test]
+#[ignore = "needs a display and tauri-driver: run through ./scripts/test"]
+async fn sells_a_pump_order_by_card_in_the_window() {
+    let data = tempfile::tempdir().unwrap();
+    let driver = Driver::start(env!("CARGO_BIN_EXE_kasa-desktop"), data.path()).await;
+    let s: Session = driver.session().await;
+
+    // The demo register shows pump orders from its sandbox.
+    let card = s.wait_for("[data-testid=order-card][data-status=Open]", Duration::from_secs(30)).await;
+    let order_id = s.attribute(&card, "data-order-id").await;
+    let plate = s.text(&s.find_within(&card, ".plate").await).await;
+    assert!(s.exists("[data-testid=status-online]").await, "the status bar shows online");
+    s.click(&card).await;
+
+    // Order detail, then pay by card.
+    let total = s.text(&s.wait_for("[data-testid=total]", Duration::from_secs(10)).await).await;
+    s.click(&s.wait_for("[data-testid=pay-card]", Duration::from_secs(5)).await).await;
+    s.wait_for("[data-testid=paying]", Duration::from_secs(5)).await;
+
+    // The card is approved at the simulated terminal; the Done screen shows the slip.
+    let done = s.wait_for("[data-testid=done]", Duration::from_secs(30)).await;
+    assert!(s.text(&done).await.contains("Paid"));
+    let receipt = s.wait_for("[data-testid=pump-receipt]", Duration::from_secs(20)).await;
+    assert!(s.text(&receipt).await.contains("fiscal no"));
+    let preview = s.text(&s.find("[data-testid=slip-preview]").await).await;
+    assert!(preview.contains("KART VISA ************0059"), "{preview}");
+    assert!(preview.contains(&plate), "slip names the plate {plate}: {preview}");
+    let total_digits = total.split_whitespace().next().unwrap().to_string();
+    assert!(preview.contains(&total_digits), "slip shows the total {total_digits}: {preview}");
+
+    let png = s.screenshot().await;
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    std::fs::write(output_dir().join("card-sale-done.png"), &png).unwrap();
+
+    // The virtual printer received exactly that slip.
+    let spool = data.path().join("printer/0001.escpos");
+    let mut bytes = Vec::new();
+    for _ in 0..100 {
+        if let Ok(b) = std::fs::read(&spool) {
+            bytes = b;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!bytes.is_empty(), "the virtual printer received the slip ({})", spool.display());
+    assert_eq!(&bytes[..2], b"\x1b@", "the job starts by initialising the printer");
+    let printed = kasa_print::decode::printed_text(&bytes);
+    std::fs::write(output_dir().join("card-sale-slip.txt"), &printed).unwrap();
+    let lines = |t: &str| {
+        t.lines()
+            .map(str::trim_end)
+            .filter(|l| !l.trim().is_empty())
+            .map(str::trim)
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(lines(&printed), lines(&preview), "printed bytes decode to the slip shown on screen");
+    assert!(printed.contains(&order_id[order_id.len() - 1..]) || printed.contains("TOPLAM"));
+
+    s.close().await;
+}

@@ -19,7 +19,9 @@ pub struct Demo {
 }
 
 /// Starts the sandbox and a register against it with its data in `data_dir`.
-pub async fn start(data_dir: PathBuf, sandbox: SandboxConfig) -> Result<Demo, ApiError> {
+/// The virtual printer spools every slip to `data_dir/printer/`.
+pub async fn start(data_dir: PathBuf, mut sandbox: SandboxConfig) -> Result<Demo, ApiError> {
+    sandbox.printer_spool.get_or_insert_with(|| data_dir.join("printer"));
     let sandbox = Sandbox::start(sandbox)
         .await
         .map_err(|e| ApiError::new(ErrorCode::Setup, format!("the demo sandbox could not start: {e}")))?;

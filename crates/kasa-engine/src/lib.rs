@@ -515,8 +515,11 @@ impl Engine {
         SaleView::new(sale, slip)
     }
 
+    /// The slip as it was printed at payment: the pump's receipt, which arrives later, is
+    /// shown beside it and goes only on copies.
     fn slip_text(&self, sale: &Sale) -> Option<String> {
-        let slip = Slip::from_sale(sale, &self.inner.config.store, false).ok()?;
+        let mut slip = Slip::from_sale(sale, &self.inner.config.store, false).ok()?;
+        slip.receipt = None;
         let width = self.inner.printer.as_ref().map(|p| p.width).unwrap_or(self.inner.config.printer.width);
         let blocks = kasa_print::layout::layout(&slip, width);
         // Show what the printer will print: the text as its code page can render it.

@@ -25,6 +25,8 @@ pub struct SandboxConfig {
     pub finix: FinixConfig,
     /// Seed for fault injection.
     pub fault_seed: u64,
+    /// Where the virtual printer keeps a copy of every job.
+    pub printer_spool: Option<std::path::PathBuf>,
 }
 
 impl SandboxConfig {
@@ -73,7 +75,7 @@ impl Sandbox {
         let finix = Finix::new(config.finix.clone());
         let tokenx_http = http::serve("tokenx", tokenx.router(), recorder.clone(), config.fault_seed).await?;
         let finix_http = http::serve("finix", finix.router(), recorder.clone(), config.fault_seed ^ 0x5eed).await?;
-        let printer = VirtualPrinter::start().await?;
+        let printer = VirtualPrinter::start(config.printer_spool.clone()).await?;
         let pump = tokenx.spawn_pump();
         Ok(Sandbox { tokenx, finix, tokenx_http, finix_http, printer, recorder, config, pump })
     }

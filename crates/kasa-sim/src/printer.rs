@@ -5,6 +5,7 @@
 //! are answered as an Epson TM printer would, with a paper-out knob.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,8 +55,12 @@ impl Drop for VirtualPrinter {
 }
 
 impl VirtualPrinter {
-    /// Starts listening on a fresh loopback port.
-    pub async fn start() -> std::io::Result<VirtualPrinter> {
+    /// Starts listening on a fresh loopback port. With `spool`, every job is also written
+    /// there as `NNNN.escpos`, so what would have been printed can be inspected later.
+    pub async fn start(spool: Option<PathBuf>) -> std::io::Result<VirtualPrinter> {
+        if let Some(dir) = &spool {
+            std::fs::create_dir_all(dir)?;
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
@@ -64,6 +69,7 @@ impl VirtualPrinter {
         let task = tokio::spawn(async move {
             while let Ok((mut sock, _)) = listener.accept().await {
                 let (s, a) = (s.clone(), a.clone());
+                let spool = spool.clone();
                 tokio::spawn(async move {
                     let mut bytes = Vec::new();
                     let mut buf = [0_u8; 4096];
@@ -82,7 +88,15 @@ impl VirtualPrinter {
                         }
                     }
                     if !bytes.is_empty() {
-                        s.lock().unwrap_or_else(|e| e.into_inner()).jobs.push(Job { bytes });
+                        let mut st = s.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(dir) = &spool {
+                            let path = dir.join(format!("{:04}.escpos", st.jobs.len() + 1));
+                            if let Err(e) = std::fs::write(&path, &bytes) {
+                                tracing::warn!(path = %path.display(), error = %e, "virtual printer could not spool a job");
+                            }
+                        }
+                        st.jobs.push(Job { bytes });
+                        drop(st);
                         a.notify_waiters();
                     }
                 });

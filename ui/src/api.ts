@@ -1,0 +1,48 @@
+// The shell's commands and events, typed with the generated bindings.
+import { invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type {
+  ApiError,
+  EngineEvent,
+  OrderSummary,
+  PayMethod,
+  SaleView,
+  ShopItem,
+  StatusView,
+} from "./bindings";
+
+/** An error from the register, with a code the screens can act on. */
+export class KasaError extends Error {
+  constructor(public readonly error: ApiError) {
+    super(error.message);
+  }
+}
+
+async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (e) {
+    if (e && typeof e === "object" && "code" in e && "message" in e) throw new KasaError(e as ApiError);
+    throw new KasaError({ code: "INTERNAL", message: String(e) });
+  }
+}
+
+export const api = {
+  status: () => call<StatusView>("status"),
+  orders: () => call<OrderSummary[]>("orders"),
+  refreshOrders: () => call<void>("refresh_orders"),
+  catalog: () => call<ShopItem[]>("catalog"),
+  openOrderSale: (orderId: string) => call<SaleView>("open_order_sale", { orderId }),
+  openShopSale: () => call<SaleView>("open_shop_sale"),
+  addItem: (saleId: string, sku: string, quantity: number) => call<SaleView>("add_item", { saleId, sku, quantity }),
+  pay: (saleId: string, method: PayMethod) => call<SaleView>("pay", { saleId, method }),
+  cancelPayment: (saleId: string) => call<void>("cancel_payment", { saleId }),
+  cancelSale: (saleId: string) => call<SaleView>("cancel_sale", { saleId }),
+  sale: (saleId: string) => call<SaleView>("sale", { saleId }),
+  reprint: (saleId: string) => call<void>("reprint", { saleId }),
+};
+
+/** Subscribes to the register's events. */
+export function onEvent(handler: (e: EngineEvent) => void): Promise<UnlistenFn> {
+  return listen<EngineEvent>("kasa://event", (msg) => handler(msg.payload));
+}
