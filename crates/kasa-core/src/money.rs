@@ -296,7 +296,7 @@ fn format_fixed(value: i64, exp: u32, point: char, group: Option<char>) -> Strin
         Some(sep) => {
             let mut out = String::with_capacity(whole.len() + whole.len() / 3);
             for (i, c) in whole.chars().enumerate() {
-                if i > 0 && (whole.len() - i) % 3 == 0 {
+                if i > 0 && (whole.len() - i).is_multiple_of(3) {
                     out.push(sep);
                 }
                 out.push(c);

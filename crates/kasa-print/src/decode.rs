@@ -64,7 +64,8 @@ pub fn parse(bytes: &[u8], model: Model) -> (String, Vec<Event>) {
                     b'V' => {
                         events.push(Event::Cut);
                         let m = arg(i + 2);
-                        if m == b'A' || m == b'B' || m == 65 || m == 66 { 4 } else { 3 }
+                        // GS V 65|66 n (feed, then cut) has a parameter; GS V m does not.
+                        if m == b'A' || m == b'B' { 4 } else { 3 }
                     }
                     b'(' if arg(i + 2) == b'k' => {
                         let len = usize::from(arg(i + 3)) + 256 * usize::from(arg(i + 4));

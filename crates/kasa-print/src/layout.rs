@@ -207,7 +207,7 @@ fn short_id(id: &str) -> &str {
 }
 
 fn rate_text(bp: u32) -> String {
-    if bp % 100 == 0 { format!("{}", bp / 100) } else { format!("{},{:02}", bp / 100, bp % 100) }
+    if bp.is_multiple_of(100) { format!("{}", bp / 100) } else { format!("{},{:02}", bp / 100, bp % 100) }
 }
 
 fn money_with_code(m: Money) -> String {

@@ -24,11 +24,14 @@ pub struct LockRow {
     pub expires_at: Option<OffsetDateTime>,
 }
 
-fn row_to_lock(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, Option<String>, Option<String>)> {
+/// A lock row as read: order, sale, request key, lock id, expiry text.
+type RawLock = (String, String, String, Option<String>, Option<String>);
+
+fn row_to_lock(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawLock> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
-fn lock_from(raw: (String, String, String, Option<String>, Option<String>)) -> Result<LockRow, StoreError> {
+fn lock_from(raw: RawLock) -> Result<LockRow, StoreError> {
     let (order_id, sale_id, request_key, lock_id, expires_at) = raw;
     Ok(LockRow {
         order_id,
