@@ -58,3 +58,61 @@ fn kasa_cfg(dir: &std::path::Path, data: &std::path::Path) -> std::path::PathBuf
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Stores both secrets with `kasa secrets set` (value on stdin), then sells against a sandbox
+/// with the register reading them back from the OS keyring. Needs an unlocked Secret Service:
+/// `./scripts/test` runs it inside a private D-Bus session with gnome-keyring.
+#[test]
+#[ignore = "needs an unlocked OS keyring: run through ./scripts/test"]
+fn secrets_round_trip_through_the_os_keyring() {
+    use std::io::Write;
+    use std::process::Stdio;
+    // Before the secrets are stored, the register says which one is missing and how to set it.
+    let dir0 = tempfile::tempdir().unwrap();
+    let out = kasa().args(["orders", "--config"]).arg(kasa_cfg(dir0.path(), &dir0.path().join("d"))).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("secret 'tokenx.client_secret' is not set; set it with: kasa secrets set"), "{err}");
+
+    for (name, value) in [("tokenx.client_secret", "demo-secret"), ("finix.password", "demo-finix-password")] {
+        let mut child = kasa().args(["secrets", "set", name]).stdin(Stdio::piped()).output_piped();
+        child.stdin.take().unwrap().write_all(format!("{value}\n").as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("stored {name} in the OS keyring"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("kasa.toml");
+    let mut sim = kasa()
+        .args(["sim", "--order-every", "0", "--seconds", "60", "--write-config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if cfg.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = kasa().args(["orders", "--config"]).arg(&cfg).output().unwrap();
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("ORDER"), "{stdout}");
+    assert!(stdout.lines().count() >= 5, "the sandbox's orders are listed: {stdout}");
+
+    let err = kasa().args(["secrets", "set", "nope"]).stdin(Stdio::null()).output().unwrap();
+    assert!(!err.status.success());
+}
+
+trait OutputPiped {
+    fn output_piped(&mut self) -> std::process::Child;
+}
+
+impl OutputPiped for Command {
+    fn output_piped(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+    }
+}
