@@ -82,7 +82,11 @@ printerProblem: string | null,
 /**
  * Running against the built-in sandbox.
  */
-demo: boolean, };
+demo: boolean, 
+/**
+ * What start-up recovery did, for the cashier to read.
+ */
+recovery: Array<string>, };
 
 export type EngineEvent = { "type": "ordersChanged", 
 /**

@@ -21,6 +21,10 @@ struct Cli {
     /// Data directory; overrides the configuration's `data_dir`.
     #[arg(long, global = true, env = "KASA_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Use the sandbox's published demo credentials instead of the OS keyring (for a register
+    /// pointed at `kasa sim`).
+    #[arg(long, global = true)]
+    sandbox_credentials: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,6 +50,13 @@ enum Command {
         /// Cash handed over, e.g. 1500.00 (defaults to the exact total).
         #[arg(long)]
         tendered: Option<String>,
+    },
+    /// Start the register, let start-up recovery resolve unfinished sales, deliver the queue,
+    /// and exit.
+    Recover {
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
     },
     /// Run the sandbox on its own and print its addresses.
     Sim {
@@ -99,6 +110,8 @@ enum JournalAction {
 }
 
 fn main() {
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,kasa=info".into()),
@@ -132,6 +145,15 @@ fn load_config(cli: &Cli) -> Result<Config> {
     Ok(config)
 }
 
+async fn start_engine(cli: &Cli) -> Result<Engine> {
+    let config = load_config(cli)?;
+    Ok(if cli.sandbox_credentials {
+        Engine::start(config, &Config::local_secrets()).await?
+    } else {
+        Engine::start(config, &KeyringCredentials).await?
+    })
+}
+
 fn default_data_dir() -> PathBuf {
     std::env::temp_dir().join(format!("kasa-demo-{}", std::process::id()))
 }
@@ -140,7 +162,7 @@ async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Demo { sales } => demo(cli.data_dir.clone().unwrap_or_else(default_data_dir), *sales).await,
         Command::Orders => {
-            let engine = Engine::start(load_config(&cli)?, &KeyringCredentials).await?;
+            let engine = start_engine(&cli).await?;
             let orders = wait_for_orders(&engine).await?;
             println!("{:<12} {:<14} {:>4}  {:<22} {:>14}  STATUS", "ORDER", "PLATE", "PUMP", "PRODUCT", "AMOUNT");
             for o in orders {
@@ -158,12 +180,41 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Sale { order, pay, tendered } => {
-            let engine = Engine::start(load_config(&cli)?, &KeyringCredentials).await?;
+            let engine = start_engine(&cli).await?;
             let result = sell(&engine, order, *pay, tendered.as_deref()).await;
             engine.shutdown().await;
             let view = result?;
             print_sale(&view);
             if view.state.is_paid() { Ok(()) } else { bail!("the sale was not paid") }
+        }
+        Command::Recover { timeout } => {
+            let engine = start_engine(&cli).await?;
+            let status = engine.status();
+            if status.recovery.is_empty() {
+                println!("nothing to recover");
+            }
+            for line in &status.recovery {
+                println!("recovered: {line}");
+            }
+            let deadline = std::time::Instant::now() + Duration::from_secs(*timeout);
+            loop {
+                let busy = engine.store().sales_in(&[SaleState::Locking, SaleState::Paying])?;
+                let counts = engine.drain(Duration::from_millis(200)).await?;
+                if busy.is_empty() && counts.pending == 0 {
+                    println!("queue delivered ({} parked)", counts.parked);
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    engine.shutdown().await;
+                    bail!(
+                        "still {} busy sale(s) and {} queued operation(s) after {timeout} s",
+                        busy.len(),
+                        counts.pending
+                    );
+                }
+            }
+            engine.shutdown().await;
+            Ok(())
         }
         Command::Sim { write_config, order_every, seconds } => sim(write_config.clone(), *order_every, *seconds).await,
         Command::Secrets { action: SecretsAction::Set { name } } => {

@@ -73,6 +73,14 @@ pub enum Op {
         /// Amount to charge.
         amount: Money,
     },
+    /// Find out how a card sale whose outcome is unknown ended (after a restart), by the
+    /// idempotency id it was sent with; never starts a payment.
+    CardLookup {
+        /// Amount of the sale looked up.
+        amount: Money,
+        /// The idempotency id of the original card sale.
+        idempotency_id: String,
+    },
     /// Print the sale's customer slip.
     PrintSlip {
         /// A reprint, marked as a copy.
@@ -94,6 +102,8 @@ pub enum OpKind {
     TokenxPayment,
     /// [`Op::CardSale`].
     CardSale,
+    /// [`Op::CardLookup`].
+    CardLookup,
     /// [`Op::PrintSlip`].
     PrintSlip,
 }
@@ -107,6 +117,7 @@ impl OpKind {
             OpKind::TokenxRelease => "tokenx_release",
             OpKind::TokenxPayment => "tokenx_payment",
             OpKind::CardSale => "card_sale",
+            OpKind::CardLookup => "card_lookup",
             OpKind::PrintSlip => "print_slip",
         }
     }
@@ -121,6 +132,7 @@ impl Op {
             Op::TokenxRelease { .. } => OpKind::TokenxRelease,
             Op::TokenxPayment { .. } => OpKind::TokenxPayment,
             Op::CardSale { .. } => OpKind::CardSale,
+            Op::CardLookup { .. } => OpKind::CardLookup,
             Op::PrintSlip { .. } => OpKind::PrintSlip,
         }
     }
@@ -139,7 +151,7 @@ impl Op {
             | Op::TokenxUnlock { order_id, .. }
             | Op::TokenxRelease { order_id }
             | Op::TokenxPayment { order_id, .. } => format!("order:{order_id}"),
-            Op::CardSale { .. } => "terminal".to_string(),
+            Op::CardSale { .. } | Op::CardLookup { .. } => "terminal".to_string(),
             Op::PrintSlip { .. } => "printer".to_string(),
         }
     }

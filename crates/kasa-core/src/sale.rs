@@ -494,10 +494,15 @@ impl Sale {
                     ops.push(queue(Op::TokenxUnlock { order_id, lock_id: lock.lock_id }));
                 }
                 self.back_to_open();
-                let text = if code == "CANCELLATION_VIA_API" {
-                    "Card payment cancelled. No money was taken.".to_string()
-                } else {
-                    format!("Card declined: {message} No money was taken; ask for another card or payment method.")
+                let text = match code.as_str() {
+                    "CANCELLATION_VIA_API" => "Card payment cancelled. No money was taken.".to_string(),
+                    // The payment never reached a cardholder: not a decline.
+                    "TERMINAL_UNREACHABLE" | "DEVICE_UNREACHABLE" | "NOT_STARTED" => {
+                        format!("{message} No money was taken; try again or take another payment method.")
+                    }
+                    _ => {
+                        format!("Card declined: {message} No money was taken; ask for another card or payment method.")
+                    }
                 };
                 self.notice = Some(Notice::warning(code, text));
                 Ok(ops)

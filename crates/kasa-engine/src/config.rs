@@ -34,6 +34,46 @@ pub struct Config {
     /// How often the order list is refreshed, in milliseconds.
     #[serde(default = "default_sync_ms")]
     pub sync_interval_ms: u64,
+    /// Outbox delivery tuning.
+    #[serde(default)]
+    pub outbox: OutboxConfig,
+}
+
+/// How the outbox retries. Delays grow exponentially from `retry_base_ms` up to `retry_cap_ms`,
+/// with jitter; operations a cashier waits on (lock, card) retry at a third of the base and give
+/// up in seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// First retry delay.
+    #[serde(default = "default_retry_base")]
+    pub retry_base_ms: u64,
+    /// Longest retry delay.
+    #[serde(default = "default_retry_cap")]
+    pub retry_cap_ms: u64,
+    /// Deliveries in flight at once.
+    #[serde(default = "default_in_flight")]
+    pub in_flight: usize,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            retry_base_ms: default_retry_base(),
+            retry_cap_ms: default_retry_cap(),
+            in_flight: default_in_flight(),
+        }
+    }
+}
+
+fn default_retry_base() -> u64 {
+    500
+}
+fn default_retry_cap() -> u64 {
+    30_000
+}
+fn default_in_flight() -> usize {
+    32
 }
 
 /// Token X settings. The client secret is the keyring entry `tokenx.client_secret`.
@@ -211,6 +251,15 @@ impl Config {
             )));
         }
         self.shop_items()?;
+        if self.outbox.retry_base_ms == 0
+            || self.outbox.retry_cap_ms < self.outbox.retry_base_ms
+            || self.outbox.in_flight == 0
+        {
+            return Err(ConfigError::Invalid(
+                "outbox: retry_base_ms must be positive, retry_cap_ms at least retry_base_ms, in_flight positive"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 
@@ -267,6 +316,7 @@ impl Config {
             store: StoreInfo::default(),
             catalog: Config::demo_catalog(),
             sync_interval_ms: default_sync_ms(),
+            outbox: OutboxConfig::default(),
         }
     }
 

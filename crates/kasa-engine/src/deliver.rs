@@ -8,12 +8,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kasa_connect::ConnectError;
+use kasa_connect::finix::{CardPresentDetails, Transfer};
 use kasa_core::op::Op;
 use kasa_core::{CardSlip, Money, Payment, PaymentKind, SaleEvent};
 use kasa_print::Slip;
 use kasa_store::OutboxRow;
 use time::OffsetDateTime;
 
+use crate::failpoint::failpoint;
 use crate::{Engine, now};
 
 /// A lock operation gives up after this many attempts or this long after it was queued, so a
@@ -56,9 +58,19 @@ fn elapsed_since(at: OffsetDateTime) -> Duration {
 }
 
 pub(crate) async fn run(engine: &Engine, row: &OutboxRow) -> Delivery {
+    failpoint!("deliver.before_send");
+    let delivery = perform(engine, row).await;
+    failpoint!("deliver.after_send");
+    if let Delivery::Retry { error, .. } = &delivery {
+        tracing::warn!(op = row.op.kind().as_str(), attempt = row.attempts + 1, %error, "delivery failed; will retry");
+    }
+    delivery
+}
+
+async fn perform(engine: &Engine, row: &OutboxRow) -> Delivery {
     let tokenx = &engine.inner.tokenx;
     let key = row.key.as_str();
-    let delivery = match &row.op {
+    match &row.op {
         Op::TokenxLock { order_id } => {
             let gone = || LockChange::Gone { order_id: order_id.clone() };
             if row.attempts == 0 && elapsed_since(row.created_at) > LOCK_DEADLINE {
@@ -120,12 +132,9 @@ pub(crate) async fn run(engine: &Engine, row: &OutboxRow) -> Delivery {
             }
         }
         Op::CardSale { amount } => card_sale(engine, row, *amount).await,
+        Op::CardLookup { amount, idempotency_id } => card_lookup(engine, *amount, idempotency_id).await,
         Op::PrintSlip { copy } => print(engine, row, *copy).await,
-    };
-    if let Delivery::Retry { error, .. } = &delivery {
-        tracing::warn!(op = row.op.kind().as_str(), attempt = row.attempts + 1, %error, "delivery failed; will retry");
     }
-    delivery
 }
 
 /// Unlocks an order this register may have locked, if the cloud says the lock is ours.
@@ -165,34 +174,7 @@ async fn card_sale(engine: &Engine, row: &OutboxRow, amount: Money) -> Delivery 
     }
     tags.insert("terminal_id".to_string(), engine.inner.config.tokenx.terminal_id.clone());
     match engine.inner.finix.card_sale(device, amount, &row.key, &tags).await {
-        Ok(t) => match t.state.as_str() {
-            "SUCCEEDED" => {
-                let card = t.card_present_details.clone().unwrap_or(kasa_connect::finix::CardPresentDetails {
-                    masked_account_number: None,
-                    brand: None,
-                    entry_mode: None,
-                    approval_code: None,
-                });
-                let slip = CardSlip {
-                    masked_pan: card.masked_account_number.unwrap_or_default(),
-                    brand: card.brand.unwrap_or_default(),
-                    entry_mode: card.entry_mode.unwrap_or_default(),
-                    approval_code: card.approval_code.unwrap_or_default(),
-                    terminal_ref: t.device.clone().unwrap_or_else(|| device.clone()),
-                    transaction_ref: t.id.clone(),
-                    paid_at: t.updated_at.clone(),
-                };
-                let paid = Money::new(t.amount, amount.currency);
-                let payment = Payment { amount: paid, kind: PaymentKind::Card { slip } };
-                done(Some(SaleEvent::PaymentApproved { payment }), LockChange::None)
-            }
-            "FAILED" | "CANCELED" => {
-                let code = t.failure_code.unwrap_or_else(|| "DECLINED".into());
-                let message = t.failure_message.unwrap_or_else(|| "The payment was not approved.".into());
-                done(Some(SaleEvent::PaymentDeclined { code, message }), LockChange::None)
-            }
-            other => Delivery::Retry { error: format!("transfer {} is {other}", t.id), maybe_applied: true },
-        },
+        Ok(t) => transfer_outcome(t, amount, device),
         Err(e) if e.is_transient() || e.maybe_applied() => {
             let maybe = row.maybe_applied || e.maybe_applied();
             if !maybe && row.attempts + 1 >= CARD_NOT_SENT_ATTEMPTS {
@@ -214,6 +196,57 @@ async fn card_sale(engine: &Engine, row: &OutboxRow, amount: Money) -> Delivery 
             }),
             LockChange::None,
         ),
+    }
+}
+
+/// What a Finix transfer's state means for the sale.
+fn transfer_outcome(t: Transfer, amount: Money, device: &str) -> Delivery {
+    match t.state.as_str() {
+        "SUCCEEDED" => {
+            let card = t.card_present_details.clone().unwrap_or(CardPresentDetails {
+                masked_account_number: None,
+                brand: None,
+                entry_mode: None,
+                approval_code: None,
+            });
+            let slip = CardSlip {
+                masked_pan: card.masked_account_number.unwrap_or_default(),
+                brand: card.brand.unwrap_or_default(),
+                entry_mode: card.entry_mode.unwrap_or_default(),
+                approval_code: card.approval_code.unwrap_or_default(),
+                terminal_ref: t.device.clone().unwrap_or_else(|| device.to_string()),
+                transaction_ref: t.id.clone(),
+                paid_at: t.updated_at.clone(),
+            };
+            let paid = Money::new(t.amount, amount.currency);
+            let payment = Payment { amount: paid, kind: PaymentKind::Card { slip } };
+            done(Some(SaleEvent::PaymentApproved { payment }), LockChange::None)
+        }
+        "FAILED" | "CANCELED" => {
+            let code = t.failure_code.unwrap_or_else(|| "DECLINED".into());
+            let message = t.failure_message.unwrap_or_else(|| "The payment was not approved.".into());
+            done(Some(SaleEvent::PaymentDeclined { code, message }), LockChange::None)
+        }
+        other => Delivery::Retry { error: format!("transfer {} is {other}", t.id), maybe_applied: true },
+    }
+}
+
+/// After a restart: how did the card sale sent with `idempotency_id` end? Never charges.
+async fn card_lookup(engine: &Engine, amount: Money, idempotency_id: &str) -> Delivery {
+    let device = &engine.inner.config.finix.device_id;
+    match engine.inner.finix.transfers_by_idempotency_id(idempotency_id).await {
+        Ok(list) => match list.into_iter().next() {
+            Some(t) => transfer_outcome(t, amount, device),
+            None => done(
+                Some(SaleEvent::PaymentDeclined {
+                    code: "NOT_STARTED".into(),
+                    message: "The register restarted before the card payment reached the card service.".into(),
+                }),
+                LockChange::None,
+            ),
+        },
+        Err(e) if e.is_transient() || e.maybe_applied() => retry(&e),
+        Err(e) => Delivery::Park { reason: format!("card payment outcome lookup failed: {e}"), event: None },
     }
 }
 

@@ -88,6 +88,8 @@ pub struct StatusView {
     pub printer_problem: Option<String>,
     /// Running against the built-in sandbox.
     pub demo: bool,
+    /// What start-up recovery did, for the cashier to read.
+    pub recovery: Vec<String>,
 }
 
 /// Something the screens should react to.

@@ -19,6 +19,8 @@ mod deliver;
 pub mod demo;
 mod dispatch;
 pub mod dto;
+pub mod failpoint;
+mod recovery;
 mod sync;
 
 use std::path::Path;
@@ -39,6 +41,8 @@ use kasa_print::{Model, Slip};
 use kasa_store::{Store, StoreError, Tx};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, broadcast, watch};
+
+use crate::failpoint::failpoint;
 
 pub use config::Config;
 pub use credentials::{CredentialError, Credentials, KeyringCredentials, MemoryCredentials};
@@ -70,6 +74,7 @@ struct PrinterSetup {
 
 #[derive(Debug, Default)]
 struct Live {
+    recovery: Vec<String>,
     online: bool,
     offline_reason: Option<String>,
     last_sync: Option<Instant>,
@@ -222,6 +227,12 @@ impl Engine {
             tasks: Mutex::new(Vec::new()),
         });
         let engine = Engine { inner };
+        let at = now();
+        let recovered = engine.db(move |s| s.write(|tx| recovery::recover(tx, at))).await?;
+        for line in &recovered {
+            tracing::warn!("recovery: {line}");
+        }
+        engine.inner.live.lock().unwrap_or_else(|e| e.into_inner()).recovery = recovered;
         engine.refresh_queue_counts().await;
         let d = tokio::spawn(dispatch::run(engine.clone()));
         let s = tokio::spawn(sync::run(engine.clone()));
@@ -462,6 +473,7 @@ impl Engine {
             terminal_id: self.inner.config.tokenx.terminal_id.clone(),
             printer_problem: live.printer_problem.clone(),
             demo: self.inner.demo,
+            recovery: live.recovery.clone(),
         }
     }
 
@@ -494,10 +506,12 @@ impl Engine {
                     let mut sale = tx.sale(&id)?;
                     let t = sale.handle(event, at, &mut UuidIds)?;
                     persist(tx, &sale, &t, at)?;
+                    failpoint!("step.before_commit");
                     Ok((sale, !t.ops.is_empty()))
                 })
             })
             .await?;
+        failpoint!("step.after_commit");
         self.after_change(&sale, queued);
         Ok(sale)
     }
@@ -546,16 +560,26 @@ impl Engine {
     }
 
     fn set_online(&self, online: bool, reason: Option<String>) {
-        let changed = {
+        let (changed, reconnected) = {
             let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+            let reconnected = online && !live.online && live.last_sync.is_some();
             if online {
                 live.last_sync = Some(Instant::now());
             }
             let changed = live.online != online || live.offline_reason != reason;
             live.online = online;
             live.offline_reason = reason;
-            changed
+            (changed, reconnected)
         };
+        if reconnected {
+            // Back online: what waited for the cloud goes now rather than at its next backoff.
+            let engine = self.clone();
+            tokio::spawn(async move {
+                let at = now();
+                let _ = engine.db(move |s| Ok(s.write(|tx| tx.outbox_due_now("order:", at))?)).await;
+                engine.inner.dispatch_kick.notify_one();
+            });
+        }
         if changed {
             self.emit_status();
         }

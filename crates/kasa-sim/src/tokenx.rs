@@ -748,6 +748,12 @@ impl Tokenx {
         self.lock().orders.get(order_id).and_then(|o| o.payment.clone())
     }
 
+    /// How many distinct payment reports the cloud accepted for an order (a repeat of the same
+    /// request id is one report).
+    pub fn accepted_reports(&self, order_id: &str) -> usize {
+        self.lock().payment_requests.values().filter(|o| *o == order_id).count()
+    }
+
     /// The status of an order.
     pub fn status_of(&self, order_id: &str) -> Option<&'static str> {
         let mut g = self.lock();

@@ -13,6 +13,7 @@ mod locks;
 mod orders;
 mod outbox;
 mod sales;
+mod settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -24,7 +25,10 @@ pub use locks::LockRow;
 pub use outbox::{OutboxRow, OutboxState, QueueCounts};
 
 /// Migrations in order; the database's `user_version` is the number applied.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../migrations/0001_init.sql")),
+    ("0002_settings_and_queue_order", include_str!("../migrations/0002_settings_and_queue_order.sql")),
+];
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]

@@ -42,6 +42,13 @@ fn lock_from(raw: RawLock) -> Result<LockRow, StoreError> {
     })
 }
 
+fn all_locks(c: &rusqlite::Connection) -> Result<Vec<LockRow>, StoreError> {
+    let mut stmt =
+        c.prepare("SELECT order_id, sale_id, request_key, lock_id, expires_at FROM locks ORDER BY updated_at")?;
+    let raw = stmt.query_map([], row_to_lock)?.collect::<Result<Vec<_>, _>>()?;
+    raw.into_iter().map(lock_from).collect()
+}
+
 impl Tx<'_> {
     /// Records that a lock was requested.
     pub fn lock_requested(
@@ -74,6 +81,11 @@ impl Tx<'_> {
             params![order_id, lock_id, ts(expires_at), ts(now)],
         )?;
         Ok(())
+    }
+
+    /// Every lock this register may hold, inside the transaction.
+    pub fn locks(&self) -> Result<Vec<LockRow>, StoreError> {
+        all_locks(self.conn())
     }
 
     /// Records that the cloud no longer holds a lock of this register on the order.

@@ -155,6 +155,27 @@ impl Tx<'_> {
         self.finish(id, OutboxState::Done, None, now)
     }
 
+    /// Ends a message without delivering it, because start-up recovery replaced it (the reason
+    /// is kept as its last error).
+    pub fn outbox_abandon(&self, id: i64, reason: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE outbox SET state = 'done', last_error = ?2, finished_at = ?3 WHERE id = ?1 AND state = 'pending'",
+            params![id, reason, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Whether an order's lane has a pending message of one of these kinds.
+    pub fn outbox_lane_has(&self, lane: &str, kinds: &[&str]) -> Result<bool, StoreError> {
+        let kinds = serde_json::to_string(kinds)?;
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE lane = ?1 AND state IN ('pending', 'parked')
+                 AND kind IN (SELECT value FROM json_each(?2)))",
+            params![lane, kinds],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Parks a message for the manager with the reason.
     pub fn outbox_park(&self, id: i64, reason: &str, now: OffsetDateTime) -> Result<(), StoreError> {
         self.finish(id, OutboxState::Parked, Some(reason), now)
@@ -180,6 +201,24 @@ impl Tx<'_> {
             params![id, error, unix_ms(next_attempt), maybe_applied],
         )?;
         Ok(())
+    }
+
+    /// Makes every pending message of the cloud's lanes due now (the network is back).
+    pub fn outbox_due_now(&self, lane_prefix: &str, now: OffsetDateTime) -> Result<usize, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE outbox SET next_attempt_ms = ?2 WHERE state = 'pending' AND next_attempt_ms > ?2
+                 AND substr(lane, 1, length(?1)) = ?1",
+            params![lane_prefix, unix_ms(now)],
+        )?)
+    }
+
+    /// Pending messages of one sale of a kind, oldest first (for start-up recovery).
+    pub fn outbox_pending_of(&self, sale_id: &str, kind: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        query(
+            self.conn(),
+            &format!("SELECT {COLUMNS} FROM outbox WHERE sale_id = ?1 AND kind = ?2 AND state = 'pending' ORDER BY id"),
+            params![sale_id, kind],
+        )
     }
 
     /// Puts a parked message back in line, due at once.
@@ -217,10 +256,11 @@ impl Store {
             query(
                 c,
                 &format!(
-                    "SELECT {COLUMNS} FROM outbox o
+                    "SELECT {COLUMNS} FROM outbox o INDEXED BY outbox_pending_order
                      WHERE o.state = 'pending' AND o.next_attempt_ms <= ?1
                        AND o.lane NOT IN (SELECT value FROM json_each(?2))
-                       AND o.id = (SELECT MIN(h.id) FROM outbox h WHERE h.lane = o.lane AND h.state IN ('pending', 'parked'))
+                       AND NOT EXISTS (SELECT 1 FROM outbox h
+                                       WHERE h.lane = o.lane AND h.state IN ('pending', 'parked') AND h.id < o.id)
                      ORDER BY o.id LIMIT ?3"
                 ),
                 params![unix_ms(now), busy, limit],

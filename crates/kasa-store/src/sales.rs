@@ -29,6 +29,11 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Sales in any of the given states, inside the transaction.
+    pub fn sales_in(&self, states: &[SaleState]) -> Result<Vec<Sale>, StoreError> {
+        sales_in(self.conn(), states)
+    }
+
     /// Reads a sale inside the transaction, for a read-modify-write step.
     pub fn sale(&self, sale_id: &str) -> Result<Sale, StoreError> {
         read_sale(self.conn(), sale_id)?.ok_or_else(|| StoreError::NotFound(format!("sale {sale_id}")))
@@ -39,6 +44,16 @@ fn read_sale(c: &rusqlite::Connection, sale_id: &str) -> Result<Option<Sale>, St
     let body: Option<String> =
         c.query_row("SELECT body FROM sales WHERE sale_id = ?1", [sale_id], |r| r.get(0)).optional()?;
     body.map(|b| Ok(serde_json::from_str(&b)?)).transpose()
+}
+
+fn sales_in(c: &rusqlite::Connection, states: &[SaleState]) -> Result<Vec<Sale>, StoreError> {
+    let names: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+    let json = serde_json::to_string(&names)?;
+    read_many(
+        c,
+        "SELECT body FROM sales WHERE state IN (SELECT value FROM json_each(?1)) ORDER BY created_at, sale_id",
+        [json],
+    )
 }
 
 fn read_many(c: &rusqlite::Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<Sale>, StoreError> {
@@ -55,15 +70,7 @@ impl Store {
 
     /// Sales in any of the given states, oldest first.
     pub fn sales_in(&self, states: &[SaleState]) -> Result<Vec<Sale>, StoreError> {
-        let names: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
-        let json = serde_json::to_string(&names)?;
-        self.read(|c| {
-            read_many(
-                c,
-                "SELECT body FROM sales WHERE state IN (SELECT value FROM json_each(?1)) ORDER BY created_at, sale_id",
-                [json],
-            )
-        })
+        self.read(|c| sales_in(c, states))
     }
 
     /// The newest sales, newest first.

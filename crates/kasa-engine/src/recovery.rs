@@ -1,0 +1,91 @@
+//! Start-up recovery: resolving what a crash or power cut left unfinished, before the
+//! dispatcher sends anything.
+//!
+//! - A sale that was **locking** is not continued (the cashier is no longer waiting on it): its
+//!   lock request is abandoned and, since it may have reached the cloud, a release is queued.
+//! - A sale that was **paying by card** is not paid again: its card sale is replaced by a
+//!   lookup of the original idempotency id at Finix, which moves the sale to paid (approved
+//!   there) or open again (declined, or never started) without starting a payment.
+//! - A **lock** that no live sale stands behind is released.
+//! - A **paid** sale whose payment report was not acknowledged keeps its queued report, which
+//!   is sent again with the same request id.
+//!
+//! All of it, and its journal entry, is one transaction; the sentences are shown to the cashier.
+
+use kasa_core::journal::JournalRecord;
+use kasa_core::op::{Op, Queued};
+use kasa_core::{IdSource, SaleEvent, SaleState};
+use kasa_store::{StoreError, Tx};
+use time::OffsetDateTime;
+
+use crate::dispatch::apply_outcome;
+use crate::{StepError, UuidIds};
+
+fn short(id: &str) -> &str {
+    &id[id.len().saturating_sub(8)..]
+}
+
+/// Resolves unfinished work; returns what was done, for the cashier.
+pub(crate) fn recover(tx: &Tx<'_>, at: OffsetDateTime) -> Result<Vec<String>, StepError> {
+    let mut done = Vec::new();
+
+    for sale in tx.sales_in(&[SaleState::Locking])? {
+        let order = sale.basket.pump_order_id().unwrap_or_default().to_string();
+        for row in tx.outbox_pending_of(&sale.id.0, "tokenx_lock")? {
+            tx.outbox_abandon(row.id, "abandoned at start-up: the register restarted while locking", at)?;
+        }
+        let event =
+            SaleEvent::LockUnavailable { message: "the register restarted while locking".into(), maybe_locked: true };
+        apply_outcome(tx, &sale.id.0, event, at)?;
+        done.push(format!(
+            "Sale {}: the register restarted while locking pump order {order}; the order is being released. Take payment again.",
+            short(&sale.id.0)
+        ));
+    }
+
+    for sale in tx.sales_in(&[SaleState::Paying])? {
+        for row in tx.outbox_pending_of(&sale.id.0, "card_sale")? {
+            let Op::CardSale { amount } = row.op else { continue };
+            tx.outbox_abandon(row.id, "replaced at start-up by a lookup of its outcome", at)?;
+            let lookup =
+                Queued { key: UuidIds.next_id(), op: Op::CardLookup { amount, idempotency_id: row.key.clone() } };
+            tx.enqueue(Some(&sale.id.0), &lookup, at)?;
+            done.push(format!(
+                "Sale {}: the register restarted during a card payment of {}; its outcome is being checked with the card service. Do not charge the customer again.",
+                short(&sale.id.0),
+                amount.display_grouped()
+            ));
+        }
+    }
+
+    for lock in tx.locks()? {
+        let live = match tx.sale(&lock.sale_id) {
+            Ok(s) => matches!(s.state, SaleState::Locking | SaleState::Paying | SaleState::Paid),
+            Err(StoreError::NotFound(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
+        let lane = Op::TokenxRelease { order_id: lock.order_id.clone() }.lane();
+        if live || tx.outbox_lane_has(&lane, &["tokenx_release", "tokenx_unlock"])? {
+            continue;
+        }
+        let release = Queued { key: UuidIds.next_id(), op: Op::TokenxRelease { order_id: lock.order_id.clone() } };
+        tx.enqueue(Some(&lock.sale_id), &release, at)?;
+        done.push(format!("Pump order {}: a lock left by an unfinished attempt is being released.", lock.order_id));
+    }
+
+    for sale in tx.sales_in(&[SaleState::Paid])? {
+        if !tx.outbox_pending_of(&sale.id.0, "tokenx_payment")?.is_empty() {
+            done.push(format!(
+                "Sale {}: paid; its payment report will be sent again (the cloud recognises a repeat).",
+                short(&sale.id.0)
+            ));
+        }
+    }
+
+    if !done.is_empty() {
+        let rec =
+            JournalRecord { sale_id: None, kind: "recovery".into(), data: serde_json::json!({ "actions": done }) };
+        tx.append_journal(&rec, at)?;
+    }
+    Ok(done)
+}
