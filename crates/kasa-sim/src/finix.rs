@@ -40,10 +40,12 @@ pub struct FinixConfig {
     pub password: String,
     /// The merchant Kasa sells for.
     pub merchant_id: String,
-    /// A device that exists, is enabled and connected from the start.
-    pub preset_device: Option<String>,
+    /// Devices that exist, are enabled and connected from the start.
+    pub preset_devices: Vec<String>,
     /// What an unscripted card does.
     pub default_card: CardScript,
+    /// Probability that an unscripted card is declined instead (decided by the seeded generator).
+    pub decline_rate: f64,
     /// Seed for ids and trace ids.
     pub seed: u64,
 }
@@ -54,8 +56,9 @@ impl Default for FinixConfig {
             username: "USdemoKasa".into(),
             password: "demo-finix-password".into(),
             merchant_id: "MUdemoKasaMerchant".into(),
-            preset_device: Some("DVdemoKasaTerminal1".into()),
+            preset_devices: vec!["DVdemoKasaTerminal1".into(), "DVdemoKasaTerminal2".into()],
             default_card: CardScript::approve(Duration::from_millis(0)),
+            decline_rate: 0.0,
             seed: 11,
         }
     }
@@ -148,7 +151,7 @@ impl Finix {
     /// A sandbox with the preset device, if configured.
     pub fn new(config: FinixConfig) -> Finix {
         let rng = StdRng::seed_from_u64(config.seed);
-        let preset = config.preset_device.clone();
+        let preset = config.preset_devices.clone();
         let f = Finix {
             inner: Arc::new(Mutex::new(Inner {
                 config,
@@ -161,10 +164,12 @@ impl Finix {
                 rng,
             })),
         };
-        if let Some(id) = preset {
+        for (n, id) in preset.into_iter().enumerate() {
             let mut g = f.lock();
             let merchant = g.config.merchant_id.clone();
-            let json = device_json(&id, &merchant, "PAX_A920PRO", "Kasa lane 1", "Register 1", "1234567890", true);
+            let (name, desc, serial) =
+                (format!("Kasa lane {}", n + 1), format!("Register {}", n + 1), format!("12345678{n:02}"));
+            let json = device_json(&id, &merchant, "PAX_A920PRO", &name, &desc, &serial, true);
             g.devices.insert(id, Device { json, enabled: true, connected: true });
         }
         f
@@ -489,8 +494,13 @@ async fn create_transfer(State(f): State<Finix>, headers: HeaderMap, body: Bytes
                 "A transaction is already in progress on this device".into(),
             ));
         }
+        let decline_rate = g.config.decline_rate.clamp(0.0, 1.0);
         let script = if connected {
-            g.scripts.pop_front().unwrap_or_else(|| g.config.default_card.clone())
+            match g.scripts.pop_front() {
+                Some(s) => s,
+                None if decline_rate > 0.0 && g.rng.random_bool(decline_rate) => CardScript::decline(Duration::ZERO),
+                None => g.config.default_card.clone(),
+            }
         } else {
             CardScript::Decline {
                 after: Duration::ZERO,

@@ -125,10 +125,29 @@ impl Recorder {
     }
 }
 
+/// Fault knobs for the whole service plus overrides for single endpoints.
+#[derive(Debug, Clone, Default)]
+struct FaultPlan {
+    service: Faults,
+    /// (method, path prefix, faults); the longest matching prefix wins.
+    endpoints: Vec<(String, String, Faults)>,
+}
+
+impl FaultPlan {
+    fn for_request(&self, method: &str, path: &str) -> &Faults {
+        self.endpoints
+            .iter()
+            .filter(|(m, p, _)| (m == "*" || m.eq_ignore_ascii_case(method)) && path.starts_with(p.as_str()))
+            .max_by_key(|(_, p, _)| p.len())
+            .map(|(_, _, f)| f)
+            .unwrap_or(&self.service)
+    }
+}
+
 /// Live controls of one service: faults, outage and the random generator behind them.
 #[derive(Debug, Clone)]
 pub struct Control {
-    faults: Arc<Mutex<(Faults, StdRng)>>,
+    faults: Arc<Mutex<(FaultPlan, StdRng)>>,
     outage: watch::Sender<bool>,
     listening: watch::Sender<bool>,
     connections: Arc<Mutex<tokio::task::JoinSet<()>>>,
@@ -139,16 +158,29 @@ impl Control {
         let (outage, _) = watch::channel(false);
         let (listening, _) = watch::channel(true);
         Control {
-            faults: Arc::new(Mutex::new((Faults::default(), StdRng::seed_from_u64(seed)))),
+            faults: Arc::new(Mutex::new((FaultPlan::default(), StdRng::seed_from_u64(seed)))),
             outage,
             listening,
             connections: Arc::new(Mutex::new(tokio::task::JoinSet::new())),
         }
     }
 
-    /// Sets the fault knobs.
+    /// Sets the fault knobs of the whole service (endpoint overrides stay).
     pub fn set_faults(&self, faults: Faults) {
-        self.faults.lock().unwrap_or_else(|e| e.into_inner()).0 = faults;
+        self.faults.lock().unwrap_or_else(|e| e.into_inner()).0.service = faults;
+    }
+
+    /// Sets the fault knobs of one endpoint: requests with `method` (`*` for any) whose path
+    /// starts with `path_prefix`.
+    pub fn set_endpoint_faults(&self, method: &str, path_prefix: &str, faults: Faults) {
+        let mut g = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        g.0.endpoints.retain(|(m, p, _)| !(m == method && p == path_prefix));
+        g.0.endpoints.push((method.to_string(), path_prefix.to_string(), faults));
+    }
+
+    /// Removes every endpoint override and the service's faults.
+    pub fn clear_faults(&self) {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner()).0 = FaultPlan::default();
     }
 
     /// Reseeds the fault generator.
@@ -156,9 +188,9 @@ impl Control {
         self.faults.lock().unwrap_or_else(|e| e.into_inner()).1 = StdRng::seed_from_u64(seed);
     }
 
-    /// The current fault knobs.
+    /// The current fault knobs of the whole service.
     pub fn faults(&self) -> Faults {
-        self.faults.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
+        self.faults.lock().unwrap_or_else(|e| e.into_inner()).0.service.clone()
     }
 
     /// Starts (`true`) or ends an outage. While it lasts the port refuses connections and
@@ -181,9 +213,10 @@ impl Control {
         *self.outage.borrow()
     }
 
-    fn decide(&self) -> (Duration, Fate) {
+    fn decide(&self, method: &str, path: &str) -> (Duration, Fate) {
         let mut g = self.faults.lock().unwrap_or_else(|e| e.into_inner());
-        let (faults, rng) = &mut *g;
+        let (plan, rng) = &mut *g;
+        let faults = plan.for_request(method, path);
         let roll: f64 = rng.random();
         let fate = if roll < faults.drop_rate {
             Fate::Dropped
@@ -306,7 +339,7 @@ impl hyper::service::Service<Request<Incoming>> for FaultyService {
         Box::pin(async move {
             let (parts, body) = req.into_parts();
             let bytes = body.collect().await?.to_bytes();
-            let (latency, fate) = this.control.decide();
+            let (latency, fate) = this.control.decide(parts.method.as_str(), parts.uri.path());
             if !latency.is_zero() {
                 tokio::time::sleep(latency).await;
             }

@@ -6,6 +6,9 @@
 //! `KASA_CRASH_RUNS` sets the number of runs (CI: 200; the long mode in docs/RELIABILITY.md:
 //! 1,000 and more) and `KASA_CRASH_SEED` the seed, which is printed so a failure can be replayed.
 
+#[path = "../../../kasa-engine/tests/support/invariants.rs"]
+mod invariants;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -13,7 +16,6 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use kasa_core::{PaymentKind, SaleState};
 use kasa_sim::{CardScript, Sandbox, SandboxConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -111,53 +113,9 @@ fn sale_with_failpoint(rig: &Rig, order: &str, pay: &str, spec: &str, failpoint:
     }
 }
 
-/// Checks the invariants at the sandbox and in the database; returns (paid sales, charges).
-fn check(rig: &Rig, run: usize) -> (usize, usize) {
+fn check(rig: &Rig, run: usize) -> invariants::Checked {
     let store = kasa_store::Store::open(&rig.db()).unwrap();
-    store.integrity_check().unwrap();
-    assert!(store.verify_journal().unwrap().is_intact(), "run {run}: journal intact");
-    let counts = store.queue_counts().unwrap();
-    assert_eq!((counts.pending, counts.parked), (0, 0), "run {run}: queue delivered, nothing parked");
-    assert!(store.locks().unwrap().is_empty(), "run {run}: no lock left in the database");
-
-    let sales = store.recent_sales(100_000).unwrap();
-    let mut paid_card: BTreeMap<String, String> = BTreeMap::new(); // sale id -> transfer id
-    for s in &sales {
-        assert!(!s.state.is_busy(), "run {run}: sale {} left {:?}", s.id, s.state);
-        let order = s.basket.pump_order_id().unwrap();
-        let reports = rig.sandbox.tokenx.accepted_reports(order);
-        if s.state.is_paid() {
-            assert_eq!(reports, 1, "run {run}: paid sale {} reported exactly once", s.id);
-            assert!(matches!(rig.sandbox.tokenx.status_of(order), Some("Paid") | Some("Completed")));
-            for p in &s.payments {
-                if let PaymentKind::Card { slip } = &p.kind {
-                    paid_card.insert(s.id.0.clone(), slip.transaction_ref.clone());
-                }
-            }
-        } else if s.state != SaleState::Cancelled {
-            // An unpaid sale's order was never reported, unless another sale of it paid.
-            let other_paid = sales.iter().any(|o| o.basket.pump_order_id() == Some(order) && o.state.is_paid());
-            if !other_paid {
-                assert_eq!(reports, 0, "run {run}: unpaid sale {} was reported", s.id);
-            }
-        }
-    }
-    let charges = rig.sandbox.finix.succeeded_transfers();
-    let mut per_sale: BTreeMap<String, usize> = BTreeMap::new();
-    for t in &charges {
-        let sale = t["tags"]["sale_id"].as_str().unwrap().to_string();
-        *per_sale.entry(sale.clone()).or_default() += 1;
-        assert_eq!(
-            paid_card.get(&sale).map(String::as_str),
-            t["id"].as_str(),
-            "run {run}: charge {} belongs to a paid sale that records it",
-            t["id"]
-        );
-    }
-    assert!(per_sale.values().all(|n| *n == 1), "run {run}: no sale charged twice: {per_sale:?}");
-    assert_eq!(charges.len(), paid_card.len(), "run {run}: charges == paid card sales");
-    assert!(rig.sandbox.tokenx.locked_by("VT-0001").is_empty(), "run {run}: no order left locked by this register");
-    (sales.iter().filter(|s| s.state.is_paid()).count(), charges.len())
+    invariants::check(&store, &rig.sandbox, "VT-0001", &format!("run {run}"))
 }
 
 #[test]
@@ -200,8 +158,14 @@ fn random_kill_and_restart_runs_keep_every_invariant() {
         check(&rig, run);
         done += 1;
     }
-    let (paid, charges) = check(&rig, done);
-    println!("{done} runs in {:.1} s: {paid} paid sales, {charges} card charges", started.elapsed().as_secs_f64());
+    let checked = check(&rig, done);
+    println!(
+        "{done} runs in {:.1} s: {} sales, {} paid, {} card charges; every invariant held after every run",
+        started.elapsed().as_secs_f64(),
+        checked.sales,
+        checked.paid,
+        checked.charges
+    );
     for (cut, n) in &cuts {
         println!("  {cut:?}: {n}");
     }
