@@ -115,7 +115,7 @@ fn sale_with_failpoint(rig: &Rig, order: &str, pay: &str, spec: &str, failpoint:
 
 fn check(rig: &Rig, run: usize) -> invariants::Checked {
     let store = kasa_store::Store::open(&rig.db()).unwrap();
-    invariants::check(&store, &rig.sandbox, "VT-0001", &format!("run {run}"))
+    invariants::check(&store, &rig.sandbox, "VT-0001", "DVdemoKasaTerminal1", &format!("run {run}"))
 }
 
 #[test]

@@ -74,7 +74,7 @@ async fn a_thousand_sales_at_twenty_percent_faults_keep_every_invariant() {
     sandbox.finix_http.control.clear_faults();
     settle(&engine, Duration::from_secs(120)).await;
 
-    let checked = invariants::check(engine.store(), &sandbox, "VT-0001", "chaos");
+    let checked = invariants::check(engine.store(), &sandbox, "VT-0001", "DVdemoKasaTerminal1", "chaos");
     let faulted = sandbox.recorder.all().iter().filter(|r| r.fate != kasa_sim::Fate::Answered).count();
     let requests = sandbox.recorder.all().len();
     println!(

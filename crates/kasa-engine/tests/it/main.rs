@@ -5,6 +5,8 @@ mod invariants;
 
 mod bindings;
 mod chaos;
+mod outage;
+mod race;
 mod sales;
 
 use std::time::Duration;
