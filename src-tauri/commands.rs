@@ -68,3 +68,33 @@ pub async fn sale(shell: State<'_, Shell>, sale_id: String) -> Res<SaleView> {
 pub async fn reprint(shell: State<'_, Shell>, sale_id: String) -> Res<()> {
     shell.engine()?.reprint(&sale_id).await
 }
+
+#[tauri::command]
+pub async fn queue(shell: State<'_, Shell>) -> Res<Vec<kasa_engine::manager::QueueItem>> {
+    shell.engine()?.queue(500).await
+}
+
+#[tauri::command]
+pub async fn retry_now(shell: State<'_, Shell>, id: i64) -> Res<()> {
+    shell.engine()?.retry_now(id).await
+}
+
+#[tauri::command]
+pub async fn discard(shell: State<'_, Shell>, id: i64, pin: String, reason: String) -> Res<()> {
+    shell.engine()?.discard(id, &pin, &reason).await
+}
+
+#[tauri::command]
+pub async fn has_manager_pin(shell: State<'_, Shell>) -> Res<bool> {
+    shell.engine()?.has_manager_pin().await
+}
+
+#[tauri::command]
+pub async fn check_pin(shell: State<'_, Shell>, pin: String) -> Res<()> {
+    shell.engine()?.check_pin(&pin).await
+}
+
+#[tauri::command]
+pub async fn set_manager_pin(shell: State<'_, Shell>, pin: String, current: Option<String>) -> Res<()> {
+    shell.engine()?.set_manager_pin(&pin, current.as_deref()).await
+}

@@ -110,6 +110,12 @@ pub fn run() {
             commands::cancel_sale,
             commands::sale,
             commands::reprint,
+            commands::queue,
+            commands::retry_now,
+            commands::discard,
+            commands::has_manager_pin,
+            commands::check_pin,
+            commands::set_manager_pin,
         ])
         .build(tauri::generate_context!());
     let app = match app {

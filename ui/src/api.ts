@@ -6,6 +6,7 @@ import type {
   EngineEvent,
   OrderSummary,
   PayMethod,
+  QueueItem,
   SaleView,
   ShopItem,
   StatusView,
@@ -40,6 +41,12 @@ export const api = {
   cancelSale: (saleId: string) => call<SaleView>("cancel_sale", { saleId }),
   sale: (saleId: string) => call<SaleView>("sale", { saleId }),
   reprint: (saleId: string) => call<void>("reprint", { saleId }),
+  queue: () => call<QueueItem[]>("queue"),
+  retryNow: (id: number) => call<void>("retry_now", { id }),
+  discard: (id: number, pin: string, reason: string) => call<void>("discard", { id, pin, reason }),
+  hasManagerPin: () => call<boolean>("has_manager_pin"),
+  checkPin: (pin: string) => call<void>("check_pin", { pin }),
+  setManagerPin: (pin: string, current: string | null) => call<void>("set_manager_pin", { pin, current }),
 };
 
 /** Subscribes to the register's events. */

@@ -1,5 +1,39 @@
 // Generated from the Rust types by `kasa bindings`; do not edit.
 
+export type QueueItem = { 
+/**
+ * Message id.
+ */
+id: number, 
+/**
+ * Operation kind, e.g. `tokenx_payment`.
+ */
+kind: string, 
+/**
+ * Delivery lane.
+ */
+lane: string, 
+/**
+ * The sale that caused it.
+ */
+saleId: string | null, 
+/**
+ * `pending` or `parked`.
+ */
+state: string, 
+/**
+ * Attempts so far.
+ */
+attempts: number, 
+/**
+ * The last failure.
+ */
+lastError: string | null, 
+/**
+ * When it was queued, RFC 3339.
+ */
+createdAt: string, };
+
 export type SaleView = { 
 /**
  * Id.

@@ -80,6 +80,16 @@ enum Command {
         #[command(subcommand)]
         action: JournalAction,
     },
+    /// The manager's PIN.
+    Manager {
+        #[command(subcommand)]
+        action: ManagerAction,
+    },
+    /// The outbox queue: what waits for delivery and what is parked.
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+    },
     /// Write the UI's TypeScript bindings to a file.
     Bindings {
         /// Output file.
@@ -100,6 +110,32 @@ enum SecretsAction {
     Set {
         /// `tokenx.client_secret` or `finix.password`.
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ManagerAction {
+    /// Set the manager PIN (4 to 8 digits) read from standard input; to change it, give the
+    /// current PIN on the first line and the new one on the second.
+    SetPin,
+}
+
+#[derive(Subcommand)]
+enum QueueAction {
+    /// List pending and parked messages.
+    List,
+    /// Deliver a message now (a parked one goes back in line).
+    Retry {
+        /// Message id.
+        id: i64,
+    },
+    /// Discard a parked message; the manager PIN is read from standard input.
+    Discard {
+        /// Message id.
+        id: i64,
+        /// Why, for the journal.
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -218,8 +254,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Sim { write_config, order_every, seconds } => sim(write_config.clone(), *order_every, *seconds).await,
         Command::Secrets { action: SecretsAction::Set { name } } => {
-            let mut value = String::new();
-            std::io::stdin().read_to_string(&mut value).context("reading the secret from standard input")?;
+            let value = read_stdin()?;
             let value = value.trim_end_matches(['\r', '\n']);
             if value.is_empty() {
                 bail!("the secret read from standard input is empty");
@@ -227,6 +262,29 @@ async fn run(cli: Cli) -> Result<()> {
             KeyringCredentials.set(name, value)?;
             println!("stored {name} in the OS keyring");
             Ok(())
+        }
+        Command::Manager { action: ManagerAction::SetPin } => {
+            let input = read_stdin()?;
+            let lines: Vec<&str> = input.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let engine = start_engine(&cli).await?;
+            let result = match lines.as_slice() {
+                [new] => engine.set_manager_pin(new, None).await,
+                [current, new] => engine.set_manager_pin(new, Some(current)).await,
+                _ => {
+                    engine.shutdown().await;
+                    bail!("give the new PIN on standard input (or the current PIN, then the new one, on two lines)");
+                }
+            };
+            engine.shutdown().await;
+            result?;
+            println!("manager PIN set");
+            Ok(())
+        }
+        Command::Queue { action } => {
+            let engine = start_engine(&cli).await?;
+            let result = queue(&engine, action).await;
+            engine.shutdown().await;
+            result
         }
         Command::Journal { action: JournalAction::Verify } => {
             let config = load_config(&cli)?;
@@ -247,6 +305,44 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn read_stdin() -> Result<String> {
+    let mut value = String::new();
+    std::io::stdin().read_to_string(&mut value).context("reading standard input")?;
+    Ok(value)
+}
+
+async fn queue(engine: &Engine, action: &QueueAction) -> Result<()> {
+    match action {
+        QueueAction::List => {
+            let items = engine.queue(1000).await?;
+            if items.is_empty() {
+                println!("the queue is empty");
+            }
+            for i in items {
+                println!(
+                    "{:>6}  {:<8} {:<15} {:>3} tries  {}  {}",
+                    i.id,
+                    i.state,
+                    i.kind,
+                    i.attempts,
+                    i.lane,
+                    i.last_error.unwrap_or_default()
+                );
+            }
+        }
+        QueueAction::Retry { id } => {
+            engine.retry_now(*id).await?;
+            println!("message {id} is due now");
+        }
+        QueueAction::Discard { id, reason } => {
+            let pin = read_stdin()?;
+            engine.discard(*id, pin.trim(), reason).await?;
+            println!("message {id} discarded (journaled)");
+        }
+    }
+    Ok(())
 }
 
 async fn wait_for_orders(engine: &Engine) -> Result<Vec<kasa_core::OrderSummary>> {

@@ -224,6 +224,12 @@ pub enum SaleEvent {
         #[serde(with = "time::serde::rfc3339")]
         expires_at: OffsetDateTime,
     },
+    /// The cloud extended the lock held while the customer pays.
+    LockRenewed {
+        /// New expiry.
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+    },
     /// The cloud refused the lock (another register holds it, or the order is no longer open).
     LockRefused {
         /// The cloud's error code.
@@ -279,6 +285,7 @@ impl SaleEvent {
         match self {
             SaleEvent::PayRequested { .. } => "pay_requested",
             SaleEvent::LockGranted { .. } => "lock_granted",
+            SaleEvent::LockRenewed { .. } => "lock_renewed",
             SaleEvent::LockRefused { .. } => "lock_refused",
             SaleEvent::LockUnavailable { .. } => "lock_unavailable",
             SaleEvent::PaymentApproved { .. } => "payment_approved",
@@ -445,6 +452,13 @@ impl Sale {
                 self.lock = Some(HeldLock { lock_id: lock_id.clone(), expires_at: *expires_at });
                 self.start_payment(&mut queue)
             }
+            SaleEvent::LockRenewed { expires_at } => match (&mut self.lock, self.state) {
+                (Some(lock), SaleState::Paying) => {
+                    lock.expires_at = *expires_at;
+                    Ok(Vec::new())
+                }
+                _ => invalid(self.state, "renewing a lock"),
+            },
             SaleEvent::LockRefused { code, message } => {
                 if self.state != SaleState::Locking {
                     return invalid(self.state, "a lock refusal");

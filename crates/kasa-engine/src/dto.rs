@@ -183,6 +183,7 @@ pub fn typescript_bindings() -> String {
         )*};
     }
     emit!(
+        crate::manager::QueueItem,
         SaleView,
         StatusView,
         EngineEvent,

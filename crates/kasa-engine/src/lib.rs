@@ -20,6 +20,7 @@ pub mod demo;
 mod dispatch;
 pub mod dto;
 pub mod failpoint;
+pub mod manager;
 mod recovery;
 mod sync;
 
@@ -95,6 +96,7 @@ struct Inner {
     changes: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
     live: Mutex<Live>,
+    pin_guard: Mutex<manager::PinGuard>,
     demo: bool,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -223,6 +225,7 @@ impl Engine {
             changes: watch::channel(0).0,
             shutdown: watch::channel(false).0,
             live: Mutex::new(Live::default()),
+            pin_guard: Mutex::new(manager::PinGuard::default()),
             demo,
             tasks: Mutex::new(Vec::new()),
         });

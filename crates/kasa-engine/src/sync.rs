@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use kasa_core::{OrderStatus, SaleEvent, SaleState};
 
-use crate::{Engine, EngineEvent, now};
+use kasa_core::IdSource;
+
+use crate::{Engine, EngineEvent, UuidIds, now};
 
 pub(crate) async fn run(engine: Engine) {
     let mut shutdown = engine.inner.shutdown.subscribe();
@@ -16,6 +18,7 @@ pub(crate) async fn run(engine: Engine) {
             break;
         }
         refresh(&engine, &mut first).await;
+        renew_locks(&engine).await;
         pick_up_receipts(&engine).await;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
@@ -50,6 +53,29 @@ async fn refresh(engine: &Engine, first: &mut bool) {
                 tracing::error!(error = %e, "Token X refused the order list");
                 engine.set_online(true, None);
             }
+        }
+    }
+}
+
+/// Renew a lock this long before it lapses, while the customer is still paying.
+const RENEW_BEFORE: time::Duration = time::Duration::seconds(60);
+
+/// Keeps the locks of sales that are paying from lapsing: a card payment can outlast a lock.
+async fn renew_locks(engine: &Engine) {
+    let Ok(paying) = engine.db(|s| Ok(s.sales_in(&[SaleState::Paying])?)).await else { return };
+    for sale in paying {
+        let (Some(lock), Some(order_id)) = (sale.lock.clone(), sale.basket.pump_order_id()) else { continue };
+        if lock.expires_at - now() > RENEW_BEFORE {
+            continue;
+        }
+        let request = UuidIds.next_id();
+        match engine.inner.tokenx.lock(order_id, &request, Some(&lock.lock_id)).await {
+            Ok(l) => {
+                let (oid, lid, at) = (order_id.to_string(), l.lock_id.clone(), now());
+                let _ = engine.db(move |s| Ok(s.write(|tx| tx.lock_held(&oid, &lid, l.expires_at, at))?)).await;
+                let _ = engine.apply(&sale.id.0, SaleEvent::LockRenewed { expires_at: l.expires_at }).await;
+            }
+            Err(e) => tracing::warn!(sale = %sale.id, error = %e, "renewing the lock failed; will try again"),
         }
     }
 }

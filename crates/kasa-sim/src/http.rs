@@ -38,11 +38,13 @@ pub struct Faults {
     pub drop_rate: f64,
     /// Probability of applying the request and then closing the connection unanswered.
     pub lost_response_rate: f64,
+    /// The status of an injected error (503 when not set); a 4xx makes a permanent failure.
+    pub error_status: Option<u16>,
 }
 
 impl Default for Faults {
     fn default() -> Self {
-        Faults { latency: Duration::ZERO, error_rate: 0.0, drop_rate: 0.0, lost_response_rate: 0.0 }
+        Faults { latency: Duration::ZERO, error_rate: 0.0, drop_rate: 0.0, lost_response_rate: 0.0, error_status: None }
     }
 }
 
@@ -213,7 +215,7 @@ impl Control {
         *self.outage.borrow()
     }
 
-    fn decide(&self, method: &str, path: &str) -> (Duration, Fate) {
+    fn decide(&self, method: &str, path: &str) -> (Duration, Fate, u16) {
         let mut g = self.faults.lock().unwrap_or_else(|e| e.into_inner());
         let (plan, rng) = &mut *g;
         let faults = plan.for_request(method, path);
@@ -227,7 +229,7 @@ impl Control {
         } else {
             Fate::Answered
         };
-        (faults.latency, fate)
+        (faults.latency, fate, faults.error_status.unwrap_or(503))
     }
 }
 
@@ -339,7 +341,7 @@ impl hyper::service::Service<Request<Incoming>> for FaultyService {
         Box::pin(async move {
             let (parts, body) = req.into_parts();
             let bytes = body.collect().await?.to_bytes();
-            let (latency, fate) = this.control.decide(parts.method.as_str(), parts.uri.path());
+            let (latency, fate, error_status) = this.control.decide(parts.method.as_str(), parts.uri.path());
             if !latency.is_zero() {
                 tokio::time::sleep(latency).await;
             }
@@ -368,11 +370,12 @@ impl hyper::service::Service<Request<Incoming>> for FaultyService {
                     Err("connection dropped by fault injection".into())
                 }
                 Fate::InjectedError => {
-                    rec.status = Some(503);
+                    rec.status = Some(error_status);
                     this.recorder.push(rec);
-                    let body = serde_json::json!({"code": "SERVICE_UNAVAILABLE", "message": "injected fault"});
+                    let code = if error_status >= 500 { "SERVICE_UNAVAILABLE" } else { "INJECTED_REFUSAL" };
+                    let body = serde_json::json!({"code": code, "message": "injected fault"});
                     Ok(Response::builder()
-                        .status(StatusCode::SERVICE_UNAVAILABLE)
+                        .status(StatusCode::from_u16(error_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE))
                         .header("content-type", "application/json")
                         .body(Body::from(body.to_string()))?)
                 }

@@ -5,6 +5,7 @@ mod invariants;
 
 mod bindings;
 mod chaos;
+mod manager;
 mod outage;
 mod race;
 mod sales;
