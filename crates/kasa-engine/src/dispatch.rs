@@ -39,9 +39,24 @@ pub(crate) fn backoff(tuning: &OutboxConfig, kind: OpKind, attempts: u32, jitter
 
 type Finished = Result<(tokio::task::Id, (OutboxRow, Delivery)), tokio::task::JoinError>;
 
+/// What one pass over the database brings back to the dispatcher.
+struct Pass {
+    /// Sales changed by the recorded outcomes.
+    changed: Vec<Sale>,
+    /// Whether recording failed (the outcomes will be delivered again).
+    record_failed: Option<String>,
+    /// Heads of due lanes to deliver now.
+    due: Vec<OutboxRow>,
+    /// When the next pending message falls due (unix ms).
+    next_due_ms: Option<i64>,
+    /// Queue depth after this pass.
+    counts: kasa_store::QueueCounts,
+}
+
 pub(crate) async fn run(engine: Engine) {
     let mut shutdown = engine.inner.shutdown.subscribe();
     let max_in_flight = engine.inner.config.outbox.in_flight;
+    let tuning = engine.inner.config.outbox.clone();
     let mut in_flight: JoinSet<(OutboxRow, Delivery)> = JoinSet::new();
     let mut lanes: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut busy: HashSet<String> = HashSet::new();
@@ -53,62 +68,84 @@ pub(crate) async fn run(engine: Engine) {
         while let Some(done) = in_flight.try_join_next_with_id() {
             finished.push(done);
         }
-        if !finished.is_empty() {
-            let batch: Vec<(OutboxRow, Delivery)> = finished
-                .drain(..)
-                .filter_map(|done| {
-                    let id = match &done {
-                        Ok((id, _)) => *id,
-                        Err(e) => e.id(),
-                    };
-                    if let Some(lane) = lanes.remove(&id) {
-                        busy.remove(&lane);
-                    }
-                    match done {
-                        Ok((_, item)) => Some(item),
-                        Err(e) => {
-                            tracing::error!(error = %e, "a delivery task failed; its message stays queued");
-                            None
-                        }
-                    }
-                })
-                .collect();
-            record(&engine, batch).await;
-            engine.refresh_queue_counts().await;
-        }
-
-        let room = max_in_flight.saturating_sub(in_flight.len());
-        let mut full = false;
-        if room > 0 {
-            let busy_list: Vec<String> = busy.iter().cloned().collect();
-            let at = now();
-            match engine.db(move |s| Ok(s.outbox_due(at, &busy_list, room as u32)?)).await {
-                Ok(rows) => {
-                    full = rows.len() == room;
-                    for row in rows {
-                        busy.insert(row.lane.clone());
-                        let lane = row.lane.clone();
-                        let e = engine.clone();
-                        let handle = in_flight.spawn(async move {
-                            let delivery = deliver::run(&e, &row).await;
-                            (row, delivery)
-                        });
-                        lanes.insert(handle.id(), lane);
+        let batch: Vec<(OutboxRow, Delivery)> = finished
+            .drain(..)
+            .filter_map(|done| {
+                let id = match &done {
+                    Ok((id, _)) => *id,
+                    Err(e) => e.id(),
+                };
+                if let Some(lane) = lanes.remove(&id) {
+                    busy.remove(&lane);
+                }
+                match done {
+                    Ok((_, item)) => Some(item),
+                    Err(e) => {
+                        tracing::error!(error = %e, "a delivery task failed; its message stays queued");
+                        None
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "reading the outbox failed"),
+            })
+            .collect();
+        let recorded = !batch.is_empty();
+
+        // One trip to the database: record what finished, then read what is due next.
+        let room = max_in_flight.saturating_sub(in_flight.len());
+        let busy_list: Vec<String> = busy.iter().cloned().collect();
+        let tuning2 = tuning.clone();
+        let pass = engine
+            .db(move |s| {
+                let at = now();
+                let (changed, record_failed) = match record(s, batch, at, &tuning2) {
+                    Ok(c) => (c, None),
+                    Err(e) => (Vec::new(), Some(e.to_string())),
+                };
+                let due = if room > 0 { s.outbox_due(at, &busy_list, room as u32)? } else { Vec::new() };
+                Ok(Pass { changed, record_failed, due, next_due_ms: s.outbox_next_due_ms()?, counts: s.queue_counts()? })
+            })
+            .await;
+        let pass = match pass {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the outbox failed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
             }
+        };
+        if let Some(e) = &pass.record_failed {
+            // Nothing of the batch is recorded: the messages stay pending and are delivered
+            // again with the same keys, which the remote side recognises.
+            tracing::error!(error = %e, "recording deliveries failed; they will be delivered again");
         }
-        if full {
+        for sale in &pass.changed {
+            engine.after_change(sale, false);
+        }
+        if recorded {
+            engine.inner.changes.send_modify(|n| *n += 1);
+            engine.set_queue_counts(pass.counts);
+        }
+        let full = room > 0 && pass.due.len() == room;
+        for row in pass.due {
+            busy.insert(row.lane.clone());
+            let lane = row.lane.clone();
+            let e = engine.clone();
+            let handle = in_flight.spawn(async move {
+                let delivery = deliver::run(&e, &row).await;
+                (row, delivery)
+            });
+            lanes.insert(handle.id(), lane);
+        }
+        if full || !pass.changed.is_empty() {
+            // More may be due at once (a full page, or operations the outcomes just queued).
             continue;
         }
-        let wait = match engine.db(|s| Ok(s.outbox_next_due_ms()?)).await {
-            Ok(Some(due_ms)) => {
+        let wait = match pass.next_due_ms {
+            Some(due_ms) => {
                 let now_ms = (now().unix_timestamp_nanos() / 1_000_000) as i64;
                 // A due message whose lane is busy waits for that lane's delivery to finish.
                 if due_ms > now_ms { Duration::from_millis((due_ms - now_ms) as u64) } else { Duration::from_secs(1) }
             }
-            _ => Duration::from_secs(5),
+            None => Duration::from_secs(5),
         };
         tokio::select! {
             Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => finished.push(done),
@@ -120,45 +157,30 @@ pub(crate) async fn run(engine: Engine) {
     in_flight.shutdown().await;
 }
 
-/// Records finished deliveries and their effects on sales in one transaction.
-async fn record(engine: &Engine, batch: Vec<(OutboxRow, Delivery)>) {
+/// Records finished deliveries and their effects on sales in one transaction; returns the
+/// sales that changed.
+fn record(
+    s: &kasa_store::Store,
+    batch: Vec<(OutboxRow, Delivery)>,
+    at: OffsetDateTime,
+    tuning: &OutboxConfig,
+) -> Result<Vec<Sale>, StepError> {
     if batch.is_empty() {
-        return;
+        return Ok(Vec::new());
     }
-    let at = now();
-    let tuning = engine.inner.config.outbox.clone();
-    let jitters: Vec<f64> = {
-        let mut rng = rand::rng();
-        batch.iter().map(|_| rng.random()).collect()
-    };
-    let result = engine
-        .db(move |s| {
-            s.write(|tx| -> Result<Vec<Sale>, StepError> {
-                let mut changed = Vec::new();
-                for ((row, delivery), jitter) in batch.into_iter().zip(jitters) {
-                    if let Some(sale) = record_one(tx, row, delivery, at, &tuning, jitter)? {
-                        changed.push(sale);
-                    }
-                }
-                failpoint!("record.before_commit");
-                Ok(changed)
-            })
-        })
-        .await;
-    failpoint!("record.after_commit");
-    match result {
-        Ok(changed) => {
-            for sale in &changed {
-                engine.after_change(sale, true);
-            }
-            if changed.is_empty() {
-                engine.inner.changes.send_modify(|n| *n += 1);
+    let mut rng = rand::rng();
+    let changed = s.write(|tx| -> Result<Vec<Sale>, StepError> {
+        let mut changed = Vec::new();
+        for (row, delivery) in batch {
+            if let Some(sale) = record_one(tx, row, delivery, at, tuning, rng.random())? {
+                changed.push(sale);
             }
         }
-        // Nothing of the batch is recorded: the messages stay pending and are delivered again
-        // with the same keys, which the remote side recognises.
-        Err(e) => tracing::error!(error = %e, "recording deliveries failed; they will be delivered again"),
-    }
+        failpoint!("record.before_commit");
+        Ok(changed)
+    })?;
+    failpoint!("record.after_commit");
+    Ok(changed)
 }
 
 fn record_one(

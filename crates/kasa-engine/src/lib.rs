@@ -284,6 +284,16 @@ impl Engine {
         self.db(|s| Ok(s.orders(200)?)).await
     }
 
+    /// Fetches the order list from the cloud now, caches it and returns it (newest first).
+    pub async fn fetch_orders(&self) -> Result<Vec<OrderSummary>, ApiError> {
+        let mut list = self.inner.tokenx.summary().await.map_err(|e| connect_error(&e))?;
+        list.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.order_id.cmp(&b.order_id)));
+        let at = now();
+        let stored = list.clone();
+        self.db(move |s| Ok(s.write(|tx| tx.upsert_order_summaries(&stored, at))?)).await?;
+        Ok(list)
+    }
+
     /// Asks order sync to refresh now.
     pub fn refresh_orders(&self) {
         self.inner.sync_kick.notify_one();
@@ -546,15 +556,19 @@ impl Engine {
 
     async fn refresh_queue_counts(&self) {
         if let Ok(counts) = self.db(|s| Ok(s.queue_counts()?)).await {
-            let changed = {
-                let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
-                let changed = live.queue != counts;
-                live.queue = counts;
-                changed
-            };
-            if changed {
-                self.emit_status();
-            }
+            self.set_queue_counts(counts);
+        }
+    }
+
+    fn set_queue_counts(&self, counts: QueueCounts) {
+        let changed = {
+            let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = live.queue != counts;
+            live.queue = counts;
+            changed
+        };
+        if changed {
+            self.emit_status();
         }
     }
 

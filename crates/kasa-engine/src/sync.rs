@@ -1,25 +1,27 @@
 //! Order sync: keeps the cached order list fresh, tells online from offline, and picks up the
 //! pump's receipt for paid sales.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
-use kasa_core::{OrderStatus, SaleEvent, SaleState};
+use kasa_core::{OrderStatus, OrderSummary, SaleEvent, SaleState};
 
 use kasa_core::IdSource;
 
-use crate::{Engine, EngineEvent, UuidIds, now};
+use crate::{Engine, EngineEvent, ErrorCode, UuidIds, now};
 
 pub(crate) async fn run(engine: Engine) {
     let mut shutdown = engine.inner.shutdown.subscribe();
     let interval = Duration::from_millis(engine.inner.config.sync_interval_ms.max(100));
-    let mut first = true;
+    let mut last = None;
+    let mut checked = HashMap::new();
     loop {
         if *shutdown.borrow() {
             break;
         }
-        refresh(&engine, &mut first).await;
+        refresh(&engine, &mut last).await;
         renew_locks(&engine).await;
-        pick_up_receipts(&engine).await;
+        pick_up_receipts(&engine, &mut checked).await;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = engine.inner.sync_kick.notified() => {}
@@ -28,31 +30,21 @@ pub(crate) async fn run(engine: Engine) {
     }
 }
 
-async fn refresh(engine: &Engine, first: &mut bool) {
-    match engine.inner.tokenx.summary().await {
+/// Refreshes the order list; tells the screens when it changed.
+async fn refresh(engine: &Engine, last: &mut Option<Vec<OrderSummary>>) {
+    match engine.fetch_orders().await {
         Ok(list) => {
             engine.set_online(true, None);
-            let at = now();
-            let changed = engine.db(move |s| Ok(s.write(|tx| tx.upsert_order_summaries(&list, at))?)).await;
-            match changed {
-                Ok(n) if n > 0 || *first => {
-                    *first = false;
-                    if let Ok(orders) = engine.orders().await {
-                        let _ = engine.inner.events.send(EngineEvent::OrdersChanged { orders });
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "storing the order list failed"),
+            if last.as_ref() != Some(&list) {
+                let _ = engine.inner.events.send(EngineEvent::OrdersChanged { orders: list.clone() });
+                *last = Some(list);
             }
         }
+        Err(e) if e.code == ErrorCode::Offline => engine.set_online(false, Some(e.message)),
         Err(e) => {
-            if e.is_transient() {
-                engine.set_online(false, Some(e.to_string()));
-            } else {
-                // Answered, but refused: online, with a problem the manager must fix.
-                tracing::error!(error = %e, "Token X refused the order list");
-                engine.set_online(true, None);
-            }
+            // Answered, but refused: online, with a problem the manager must fix.
+            tracing::error!(error = %e, "Token X refused the order list");
+            engine.set_online(true, None);
         }
     }
 }
@@ -80,20 +72,32 @@ async fn renew_locks(engine: &Engine) {
     }
 }
 
-/// For sales paid for a pump order, reads the order once the cloud lists it completed and
-/// stores the pump's receipt with the sale.
-async fn pick_up_receipts(engine: &Engine) {
+/// How often a paid sale's order is read when the list no longer shows it.
+const UNLISTED_CHECK: Duration = Duration::from_secs(5);
+
+/// For sales paid for a pump order, reads the order once the cloud lists it completed (or, when
+/// the list no longer carries it, every few seconds) and stores the pump's receipt with the sale.
+async fn pick_up_receipts(engine: &Engine, checked: &mut HashMap<String, Instant>) {
     let waiting = match engine.db(|s| Ok(s.sales_in(&[SaleState::Paid, SaleState::Reported])?)).await {
         Ok(w) => w,
         Err(_) => return,
     };
+    checked.retain(|id, _| waiting.iter().any(|s| &s.id.0 == id));
+    let listed: HashMap<String, OrderStatus> = match engine.orders().await {
+        Ok(list) => list.into_iter().map(|o| (o.order_id, o.status)).collect(),
+        Err(_) => return,
+    };
     for sale in waiting {
         let Some(order_id) = sale.basket.pump_order_id().map(str::to_string) else { continue };
-        let oid = order_id.clone();
-        let listed = engine.db(move |s| Ok(s.orders(500)?.into_iter().find(|o| o.order_id == oid))).await;
-        if !matches!(listed, Ok(Some(ref o)) if o.status == OrderStatus::Completed) {
+        let due = match listed.get(&order_id) {
+            Some(OrderStatus::Completed) => true,
+            Some(_) => false,
+            None => checked.get(&sale.id.0).is_none_or(|t| t.elapsed() >= UNLISTED_CHECK),
+        };
+        if !due {
             continue;
         }
+        checked.insert(sale.id.0.clone(), Instant::now());
         let Ok(order) = engine.inner.tokenx.order(&order_id).await else { continue };
         let Some(receipt) = order.receipt.clone() else { continue };
         let at = now();

@@ -48,6 +48,9 @@ pub struct TokenxConfig {
     pub order_interval: Option<Duration>,
     /// The pump completes a paid order this long after payment.
     pub completion_delay: Duration,
+    /// A paid, completed or cancelled order stays in the summary list this long; open and
+    /// locked orders are always listed. The list holds at most 200 orders, newest first.
+    pub finished_listed_for: Duration,
     /// Seed for plates, pumps and litres.
     pub seed: u64,
 }
@@ -64,6 +67,7 @@ impl Default for TokenxConfig {
             initial_orders: 4,
             order_interval: None,
             completion_delay: Duration::from_millis(300),
+            finished_listed_for: Duration::from_secs(600),
             seed: 7,
         }
     }
@@ -105,6 +109,7 @@ struct SimOrder {
     created_at: OffsetDateTime,
     lock: Option<Lock>,
     paid_at: Option<tokio::time::Instant>,
+    finished_at: Option<tokio::time::Instant>,
     payment: Option<Value>,
     receipt: Option<Value>,
 }
@@ -215,6 +220,7 @@ impl Tokenx {
                 created_at: now(),
                 lock: None,
                 paid_at: None,
+                finished_at: None,
                 payment: None,
                 receipt: None,
             },
@@ -512,8 +518,15 @@ async fn summary(State(t): State<Tokenx>, headers: HeaderMap, Query(q): Query<Te
     authorize(&g, &headers)?;
     known_terminal(&g, terminal_of(&q)?)?;
     let currency = g.config.currency.clone();
-    let mut list: Vec<&mut SimOrder> = g.orders.values_mut().collect();
-    list.sort_by_key(|o| o.seq);
+    let keep = g.config.finished_listed_for;
+    let mut list: Vec<&mut SimOrder> = g
+        .orders
+        .values_mut()
+        .filter(|o| o.finished_at.is_none_or(|f| f.elapsed() < keep))
+        .collect();
+    list.sort_by_key(|o| std::cmp::Reverse(o.seq));
+    list.truncate(200);
+    list.reverse();
     let orders: Vec<Value> = list
         .into_iter()
         .map(|o| {
@@ -732,6 +745,7 @@ async fn payment(State(t): State<Tokenx>, headers: HeaderMap, Path(order_id): Pa
     o.status = "Paid";
     o.lock = None;
     o.paid_at = Some(tokio::time::Instant::now());
+    o.finished_at = o.paid_at;
     o.payment = Some(json!({"terminalId": b.terminal_id, "payments": b.payments}));
     g.payment_requests.insert(b.request_id, order_id);
     ok(json!({"status": "Paid"}))

@@ -11,28 +11,32 @@ fn status_name(summary: &OrderSummary) -> Result<String, StoreError> {
 }
 
 impl Tx<'_> {
-    /// Stores the summaries of one listing; returns how many rows changed.
-    pub fn upsert_order_summaries(&self, list: &[OrderSummary], now: OffsetDateTime) -> Result<usize, StoreError> {
-        let mut changed = 0;
+    /// Stores the summaries of one listing; the cached list is then exactly this listing.
+    pub fn upsert_order_summaries(&self, list: &[OrderSummary], now: OffsetDateTime) -> Result<(), StoreError> {
         let mut stmt = self.conn().prepare_cached(
             "INSERT INTO orders (order_id, plate_number, pump_no, status, created_at, summary, detail, seen_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7)
              ON CONFLICT (order_id) DO UPDATE SET plate_number = excluded.plate_number, pump_no = excluded.pump_no,
-                 status = excluded.status, summary = excluded.summary, seen_at = excluded.seen_at
-             WHERE orders.summary IS NOT excluded.summary",
+                 status = excluded.status, summary = excluded.summary, seen_at = excluded.seen_at",
         )?;
+        let seen = ts(now);
         for s in list {
-            changed += stmt.execute(params![
+            stmt.execute(params![
                 s.order_id,
                 s.plate_number,
                 s.pump_no,
                 status_name(s)?,
                 ts(s.created_at),
                 serde_json::to_string(s)?,
-                ts(now),
+                seen,
             ])?;
         }
-        Ok(changed)
+        self.conn().execute(
+            "INSERT INTO settings (key, value) VALUES ('orders_listed_at', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [&seen],
+        )?;
+        Ok(())
     }
 
     /// Stores a full order (and its summary).
@@ -42,7 +46,7 @@ impl Tx<'_> {
             "INSERT INTO orders (order_id, plate_number, pump_no, status, created_at, summary, detail, seen_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (order_id) DO UPDATE SET plate_number = excluded.plate_number, pump_no = excluded.pump_no,
-                 status = excluded.status, summary = excluded.summary, detail = excluded.detail, seen_at = excluded.seen_at",
+                 status = excluded.status, summary = excluded.summary, detail = excluded.detail",
             params![
                 order.order_id,
                 order.plate_number,
