@@ -39,6 +39,12 @@ enum Command {
     },
     /// List the pump orders the cloud has for this register.
     Orders,
+    /// Show online/offline, the age of the order list and the queue depth.
+    Status {
+        /// Keep printing changes for this many seconds.
+        #[arg(long, default_value_t = 0)]
+        watch: u64,
+    },
     /// Sell one pump order.
     Sale {
         /// The order id.
@@ -222,6 +228,34 @@ async fn run(cli: Cli) -> Result<()> {
             let view = result?;
             print_sale(&view);
             if view.state.is_paid() { Ok(()) } else { bail!("the sale was not paid") }
+        }
+        Command::Status { watch } => {
+            let engine = start_engine(&cli).await?;
+            // Give order sync its first round.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let until = std::time::Instant::now() + Duration::from_secs(*watch);
+            let mut last = String::new();
+            loop {
+                let s = engine.status();
+                let line = format!(
+                    "{}  orders {}  queue {} pending, {} parked{}",
+                    if s.online { "online ".to_string() } else { format!("OFFLINE ({})", s.offline_reason.unwrap_or_default()) },
+                    s.orders_age_secs.map(|a| format!("{a} s old")).unwrap_or_else(|| "never listed".into()),
+                    s.queue_pending,
+                    s.queue_parked,
+                    s.printer_problem.map(|p| format!("  printer: {p}")).unwrap_or_default()
+                );
+                if line != last {
+                    println!("{line}");
+                    last = line;
+                }
+                if std::time::Instant::now() >= until {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            engine.shutdown().await;
+            Ok(())
         }
         Command::Recover { timeout } => {
             let engine = start_engine(&cli).await?;

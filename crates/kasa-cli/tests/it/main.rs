@@ -116,3 +116,44 @@ impl OutputPiped for Command {
         self.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
     }
 }
+
+/// `kasa sim` runs the sandbox on its own; `kasa status`, `orders`, `sale` and `queue` work
+/// against it with the sandbox's public demo credentials.
+#[test]
+fn status_orders_sale_and_queue_against_a_standalone_sandbox() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("kasa.toml");
+    let mut sim = kasa()
+        .args(["sim", "--order-every", "0", "--seconds", "60", "--write-config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if cfg.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let run = |args: &[&str]| {
+        let out = kasa().args(args).arg("--config").arg(&cfg).arg("--sandbox-credentials").output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, status, err) = run(&["status"]);
+    assert!(ok, "{err}");
+    assert!(status.starts_with("online"), "{status}");
+    assert!(status.contains("queue 0 pending, 0 parked"), "{status}");
+    let (ok, orders, _) = run(&["orders"]);
+    assert!(ok);
+    let first = orders.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let (ok, sale, err) = run(&["sale", "--order", &first, "--pay", "cash", "--tendered", "5000"]);
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert!(ok, "{sale}{err}");
+    assert!(sale.contains("Completed") && sale.contains("change:"), "{sale}");
+    // With the sandbox gone the register still starts (offline) and shows its empty queue.
+    let (ok, queue, err) = run(&["queue", "list"]);
+    assert!(ok, "{err}");
+    assert_eq!(queue.trim(), "the queue is empty");
+}
