@@ -239,7 +239,11 @@ async fn run(cli: Cli) -> Result<()> {
                 let s = engine.status();
                 let line = format!(
                     "{}  orders {}  queue {} pending, {} parked{}",
-                    if s.online { "online ".to_string() } else { format!("OFFLINE ({})", s.offline_reason.unwrap_or_default()) },
+                    if s.online {
+                        "online ".to_string()
+                    } else {
+                        format!("OFFLINE ({})", s.offline_reason.unwrap_or_default())
+                    },
                     s.orders_age_secs.map(|a| format!("{a} s old")).unwrap_or_else(|| "never listed".into()),
                     s.queue_pending,
                     s.queue_parked,

@@ -27,8 +27,12 @@ fn main() {
         c.tokenx.completion_delay = Duration::from_secs(3600);
         let sandbox = Sandbox::start(c).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut config =
-            Config::local(dir.path().to_path_buf(), &sandbox.tokenx_url(), &sandbox.finix_url(), Some(sandbox.printer_addr()));
+        let mut config = Config::local(
+            dir.path().to_path_buf(),
+            &sandbox.tokenx_url(),
+            &sandbox.finix_url(),
+            Some(sandbox.printer_addr()),
+        );
         config.sync_interval_ms = 60_000;
         let engine = Engine::start(config, &Config::local_secrets()).await.unwrap();
 

@@ -101,7 +101,13 @@ pub(crate) async fn run(engine: Engine) {
                     Err(e) => (Vec::new(), Some(e.to_string())),
                 };
                 let due = if room > 0 { s.outbox_due(at, &busy_list, room as u32)? } else { Vec::new() };
-                Ok(Pass { changed, record_failed, due, next_due_ms: s.outbox_next_due_ms()?, counts: s.queue_counts()? })
+                Ok(Pass {
+                    changed,
+                    record_failed,
+                    due,
+                    next_due_ms: s.outbox_next_due_ms()?,
+                    counts: s.queue_counts()?,
+                })
             })
             .await;
         let pass = match pass {

@@ -576,7 +576,9 @@ async fn run_terminal(
 ) {
     let outcome = match &script {
         // No timer for an immediate outcome: the timer wheel's millisecond tick would add to it.
-        CardScript::Approve { after, .. } | CardScript::Decline { after, .. } if after.is_zero() => Some(script.clone()),
+        CardScript::Approve { after, .. } | CardScript::Decline { after, .. } if after.is_zero() => {
+            Some(script.clone())
+        }
         CardScript::Approve { after, .. } | CardScript::Decline { after, .. } => {
             tokio::select! {
                 _ = tokio::time::sleep(*after) => Some(script.clone()),

@@ -519,11 +519,8 @@ async fn summary(State(t): State<Tokenx>, headers: HeaderMap, Query(q): Query<Te
     known_terminal(&g, terminal_of(&q)?)?;
     let currency = g.config.currency.clone();
     let keep = g.config.finished_listed_for;
-    let mut list: Vec<&mut SimOrder> = g
-        .orders
-        .values_mut()
-        .filter(|o| o.finished_at.is_none_or(|f| f.elapsed() < keep))
-        .collect();
+    let mut list: Vec<&mut SimOrder> =
+        g.orders.values_mut().filter(|o| o.finished_at.is_none_or(|f| f.elapsed() < keep)).collect();
     list.sort_by_key(|o| std::cmp::Reverse(o.seq));
     list.truncate(200);
     list.reverse();

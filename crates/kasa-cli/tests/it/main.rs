@@ -138,7 +138,11 @@ fn status_orders_sale_and_queue_against_a_standalone_sandbox() {
     }
     let run = |args: &[&str]| {
         let out = kasa().args(args).arg("--config").arg(&cfg).arg("--sandbox-credentials").output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (ok, status, err) = run(&["status"]);
     assert!(ok, "{err}");
