@@ -40,10 +40,14 @@ impl Driver {
             .spawn()
             .expect("tauri-driver on PATH (cargo install tauri-driver --locked)");
         let url = format!("http://127.0.0.1:{port}");
+        // Both tauri-driver and the WebKitWebDriver it starts must be listening before a
+        // session can be made.
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "tauri-driver did not start listening");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        for p in [port, native] {
+            while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
+                assert!(started.elapsed() < Duration::from_secs(30), "the WebDriver servers did not start listening");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
         Driver { child, url, app: app.to_string() }
     }
@@ -52,18 +56,25 @@ impl Driver {
     pub async fn session(&self) -> Session {
         let http = reqwest::Client::new();
         let caps = json!({ "capabilities": { "alwaysMatch": { "tauri:options": { "application": self.app } } } });
-        let v: Value = http
-            .post(format!("{}/session", self.url))
-            .json(&caps)
-            .timeout(Duration::from_secs(90))
-            .send()
-            .await
-            .expect("new session")
-            .json()
-            .await
-            .expect("session JSON");
-        let id = v["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {v}")).to_string();
-        Session { http, base: format!("{}/session/{id}", self.url) }
+        // A driver that is still settling may drop the first request: try a few times.
+        let mut last_error = String::new();
+        for attempt in 0..5 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let sent =
+                http.post(format!("{}/session", self.url)).json(&caps).timeout(Duration::from_secs(90)).send().await;
+            let v: Value = match sent {
+                Ok(resp) => resp.json().await.expect("session JSON"),
+                Err(e) => {
+                    last_error = e.to_string();
+                    continue;
+                }
+            };
+            let id = v["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {v}")).to_string();
+            return Session { http, base: format!("{}/session/{id}", self.url) };
+        }
+        panic!("no WebDriver session after 5 attempts: {last_error}");
     }
 }
 
