@@ -14,6 +14,7 @@ use escpos::utils::{Protocol, QRCodeCorrectionLevel, QRCodeModel, QRCodeOption};
 
 use crate::codepage::{CodePage, Model};
 use crate::layout::Block;
+use crate::sheet::QR_MODULE_DOTS;
 
 /// How to print on one printer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +120,10 @@ pub fn render(blocks: &[Block], setup: &Setup) -> Result<Vec<u8>, RenderError> {
                 }
             }
             Block::Qr(data) => {
-                p.qrcode_option(data, QRCodeOption::new(QRCodeModel::Model2, 5, QRCodeCorrectionLevel::M))?;
+                p.qrcode_option(
+                    data,
+                    QRCodeOption::new(QRCodeModel::Model2, QR_MODULE_DOTS, QRCodeCorrectionLevel::M),
+                )?;
             }
         }
     }

@@ -1,14 +1,16 @@
 //! A virtual ESC/POS receipt printer on a loopback TCP port (like a network printer's 9100).
 //!
 //! Each connection is one job: the bytes received until the sender closes are kept, and the
-//! printable text is decoded with `kasa_print::decode`. Real-time status requests (`DLE EOT n`)
-//! are answered as an Epson TM printer would, with a paper-out knob.
+//! printable text and styled rows are decoded with `kasa_print::decode`, as an Epson TM numbers
+//! its code pages; a job can be seen as the picture the printer would print. Real-time status
+//! requests (`DLE EOT n`) are answered as an Epson TM printer would, with a paper-out knob.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kasa_print::{Block, Model, Width};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -24,6 +26,16 @@ impl Job {
     /// The printed text, decoded the way the printer would print it.
     pub fn text(&self) -> String {
         kasa_print::decode::printed_text(&self.bytes)
+    }
+
+    /// The printed rows with their style, decoded as an Epson TM would print them.
+    pub fn blocks(&self) -> Vec<Block> {
+        kasa_print::decode::blocks(&self.bytes, Model::EPSON_TM)
+    }
+
+    /// A PNG picture of the printout on paper of `width`.
+    pub fn png(&self, width: Width) -> Vec<u8> {
+        kasa_print::raster::render_png(&self.blocks(), width)
     }
 }
 
@@ -56,7 +68,8 @@ impl Drop for VirtualPrinter {
 
 impl VirtualPrinter {
     /// Starts listening on a fresh loopback port. With `spool`, every job is also written
-    /// there as `NNNN.escpos`, so what would have been printed can be inspected later.
+    /// there as `NNNN.escpos` and as a picture of the printout on 80 mm paper, `NNNN.png`, so
+    /// what would have been printed can be inspected later.
     pub async fn start(spool: Option<PathBuf>) -> std::io::Result<VirtualPrinter> {
         if let Some(dir) = &spool {
             std::fs::create_dir_all(dir)?;
@@ -88,14 +101,22 @@ impl VirtualPrinter {
                         }
                     }
                     if !bytes.is_empty() {
+                        let job = Job { bytes };
+                        // Drawn before taking the lock, which other connections need.
+                        let png = spool.as_ref().map(|_| job.png(Width::Mm80));
                         let mut st = s.lock().unwrap_or_else(|e| e.into_inner());
-                        if let Some(dir) = &spool {
-                            let path = dir.join(format!("{:04}.escpos", st.jobs.len() + 1));
-                            if let Err(e) = std::fs::write(&path, &bytes) {
-                                tracing::warn!(path = %path.display(), error = %e, "virtual printer could not spool a job");
+                        if let (Some(dir), Some(png)) = (&spool, png) {
+                            let n = st.jobs.len() + 1;
+                            for (path, data) in [
+                                (dir.join(format!("{n:04}.escpos")), &job.bytes),
+                                (dir.join(format!("{n:04}.png")), &png),
+                            ] {
+                                if let Err(e) = std::fs::write(&path, data) {
+                                    tracing::warn!(path = %path.display(), error = %e, "virtual printer could not spool a job");
+                                }
                             }
                         }
-                        st.jobs.push(Job { bytes });
+                        st.jobs.push(job);
                         drop(st);
                         a.notify_waiters();
                     }
@@ -146,4 +167,38 @@ fn status_replies(bytes: &[u8], paper_out: bool) -> Vec<u8> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use kasa_print::CodePage;
+    use kasa_print::escpos::{Setup, render};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn jobs_decode_to_rows_and_spool_as_pictures() {
+        let spool = std::env::temp_dir().join(format!("kasa-sim-printer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&spool);
+        let printer = VirtualPrinter::start(Some(spool.clone())).await.unwrap();
+        let blocks = vec![
+            Block::Text { text: "    KASA".into(), bold: true, big: true },
+            Block::Text { text: "Çay                   15,00".into(), bold: false, big: false },
+            Block::Text { text: "TOPLAM                15,00".into(), bold: true, big: false },
+            Block::Qr("https://kasa.example/s/1".into()),
+        ];
+        let bytes = render(&blocks, &Setup::new(Model::EPSON_TM, CodePage::Cp857)).unwrap();
+        let mut sock = tokio::net::TcpStream::connect(printer.addr).await.unwrap();
+        sock.write_all(&bytes).await.unwrap();
+        drop(sock);
+        let jobs = printer.wait_for_jobs(1, Duration::from_secs(5)).await;
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].blocks(), blocks);
+        assert!(jobs[0].text().contains("Çay"));
+        let png = std::fs::read(spool.join("0001.png")).unwrap();
+        assert_eq!(png, jobs[0].png(Width::Mm80));
+        assert!(png.starts_with(b"\x89PNG"));
+        assert_eq!(std::fs::read(spool.join("0001.escpos")).unwrap(), bytes);
+        let _ = std::fs::remove_dir_all(&spool);
+    }
 }
