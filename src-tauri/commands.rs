@@ -1,6 +1,6 @@
 //! The window's commands: each converts its arguments and calls the engine, nothing more.
 
-use kasa_core::{OrderSummary, PayMethod, ShopItem};
+use kasa_core::{Money, OrderSummary, PayMethod, ShopItem};
 use kasa_engine::{ApiError, SaleView, StatusView};
 use tauri::State;
 
@@ -45,8 +45,32 @@ pub async fn add_item(shell: State<'_, Shell>, sale_id: String, sku: String, qua
 }
 
 #[tauri::command]
-pub async fn pay(shell: State<'_, Shell>, sale_id: String, method: PayMethod) -> Res<SaleView> {
-    shell.engine()?.pay(&sale_id, method).await
+pub async fn pay(shell: State<'_, Shell>, sale_id: String, method: PayMethod, amount: Option<Money>) -> Res<SaleView> {
+    shell.engine()?.pay_part(&sale_id, method, amount).await
+}
+
+#[tauri::command]
+pub async fn refund(
+    shell: State<'_, Shell>,
+    sale_id: String,
+    payment: u32,
+    amount: Money,
+    pin: String,
+    reason: String,
+) -> Res<SaleView> {
+    shell.engine()?.refund(&sale_id, payment, amount, &pin, &reason).await
+}
+
+#[tauri::command]
+pub async fn recent_sales(shell: State<'_, Shell>) -> Res<Vec<SaleView>> {
+    shell.engine()?.recent_sales(100).await
+}
+
+/// The demo sandbox's customer: approves or rejects the app or QR payment under way, or scans
+/// its QR code. Only in demo mode.
+#[tauri::command]
+pub async fn demo_customer(shell: State<'_, Shell>, action: String) -> Res<String> {
+    shell.demo_customer(&action).await
 }
 
 #[tauri::command]
@@ -97,4 +121,24 @@ pub async fn check_pin(shell: State<'_, Shell>, pin: String) -> Res<()> {
 #[tauri::command]
 pub async fn set_manager_pin(shell: State<'_, Shell>, pin: String, current: Option<String>) -> Res<()> {
     shell.engine()?.set_manager_pin(&pin, current.as_deref()).await
+}
+
+#[tauri::command]
+pub async fn retry_printer(shell: State<'_, Shell>) -> Res<()> {
+    shell.engine()?.retry_printer().await
+}
+
+/// The slip as the printer prints it, as a `data:` URL for an `<img>`.
+#[tauri::command]
+pub async fn slip_png(shell: State<'_, Shell>, sale_id: String) -> Res<String> {
+    use base64::Engine as _;
+    let png = shell.engine()?.slip_png(&sale_id).await?;
+    Ok(format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png)))
+}
+
+/// Writes the slip as a PDF into the data directory; returns the file's path.
+#[tauri::command]
+pub async fn export_slip_pdf(shell: State<'_, Shell>, sale_id: String, a4: bool) -> Res<String> {
+    let paper = if a4 { kasa_print::pdf::Paper::A4 } else { kasa_print::pdf::Paper::Roll80 };
+    Ok(shell.engine()?.export_slip_pdf(&sale_id, paper).await?.display().to_string())
 }

@@ -22,6 +22,15 @@ impl Shell {
     pub fn engine(&self) -> Result<&Engine, ApiError> {
         self.engine.as_ref().map_err(Clone::clone)
     }
+
+    /// Plays the sandbox's customer for the payment under way (demo mode only).
+    pub async fn demo_customer(&self, action: &str) -> Result<String, ApiError> {
+        let sandbox = self
+            ._demo
+            .as_ref()
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidState, "The sandbox customer exists only in demo mode."))?;
+        kasa_engine::demo::play_customer(self.engine()?, sandbox, action).await
+    }
 }
 
 fn config_path() -> Option<PathBuf> {
@@ -116,6 +125,12 @@ pub fn run() {
             commands::has_manager_pin,
             commands::check_pin,
             commands::set_manager_pin,
+            commands::refund,
+            commands::recent_sales,
+            commands::demo_customer,
+            commands::retry_printer,
+            commands::slip_png,
+            commands::export_slip_pdf,
         ])
         .build(tauri::generate_context!());
     let app = match app {

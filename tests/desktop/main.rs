@@ -78,3 +78,38 @@ async fn sells_a_pump_order_by_card_in_the_window() {
 
     s.close().await;
 }
+
+#[tokio::test]
+#[ignore = "needs a display and tauri-driver: run through ./scripts/test"]
+async fn a_settle_qr_payment_is_shown_as_a_qr_code_and_completed_by_the_customer() {
+    let data = tempfile::tempdir().unwrap();
+    let driver = Driver::start(env!("CARGO_BIN_EXE_kasa-desktop"), data.path()).await;
+    let s: Session = driver.session().await;
+
+    let card = s.wait_for("[data-testid=order-card][data-status=Open]", Duration::from_secs(30)).await;
+    s.click(&card).await;
+    s.click(&s.wait_for("[data-testid=pay-settle]", Duration::from_secs(10)).await).await;
+
+    // The QR code the customer scans carries Settle's shortlink and this payment's id.
+    let qr = s.wait_for("[data-testid=qr]", Duration::from_secs(10)).await;
+    let text = s.attribute(&qr, "data-qr").await;
+    assert!(text.starts_with("http://settle.eu/s/kAsA7d/"), "{text}");
+    assert!(s.exists("[data-testid=qr] svg").await, "the QR code is drawn");
+    let png = s.screenshot().await;
+    std::fs::write(output_dir().join("settle-qr.png"), &png).unwrap();
+
+    // The sandbox's customer scans and approves from the demo panel.
+    s.click(&s.find("[data-testid=sandbox-scan]").await).await;
+    let started = std::time::Instant::now();
+    while !s.exists("[data-testid=done]").await {
+        assert!(started.elapsed() < Duration::from_secs(30), "the Settle payment did not complete");
+        if let Some(approve) = s.try_find_pub("[data-testid=sandbox-approve]").await {
+            s.click(&approve).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let preview = s.text(&s.find("[data-testid=slip-preview]").await).await;
+    assert!(preview.contains("SETTLE"), "{preview}");
+    std::fs::write(output_dir().join("settle-done.png"), s.screenshot().await).unwrap();
+    s.close().await;
+}

@@ -115,6 +115,11 @@ impl Session {
         v.get(ELEMENT_KEY).and_then(Value::as_str).map(|id| Element(id.to_string()))
     }
 
+    /// The first element matching `css` now, if any.
+    pub async fn try_find_pub(&self, css: &str) -> Option<Element> {
+        self.try_find(css).await
+    }
+
     /// Whether an element matches now.
     pub async fn exists(&self, css: &str) -> bool {
         self.try_find(css).await.is_some()

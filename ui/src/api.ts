@@ -4,6 +4,7 @@ import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
   ApiError,
   EngineEvent,
+  Money,
   OrderSummary,
   PayMethod,
   QueueItem,
@@ -36,7 +37,15 @@ export const api = {
   openOrderSale: (orderId: string) => call<SaleView>("open_order_sale", { orderId }),
   openShopSale: () => call<SaleView>("open_shop_sale"),
   addItem: (saleId: string, sku: string, quantity: number) => call<SaleView>("add_item", { saleId, sku, quantity }),
-  pay: (saleId: string, method: PayMethod) => call<SaleView>("pay", { saleId, method }),
+  pay: (saleId: string, method: PayMethod, amount: Money | null = null) =>
+    call<SaleView>("pay", { saleId, method, amount }),
+  refund: (saleId: string, payment: number, amount: Money, pin: string, reason: string) =>
+    call<SaleView>("refund", { saleId, payment, amount, pin, reason }),
+  recentSales: () => call<SaleView[]>("recent_sales"),
+  demoCustomer: (action: "approve" | "reject" | "scan") => call<string>("demo_customer", { action }),
+  retryPrinter: () => call<void>("retry_printer"),
+  slipPng: (saleId: string) => call<string>("slip_png", { saleId }),
+  exportSlipPdf: (saleId: string, a4: boolean) => call<string>("export_slip_pdf", { saleId, a4 }),
   cancelPayment: (saleId: string) => call<void>("cancel_payment", { saleId }),
   cancelSale: (saleId: string) => call<SaleView>("cancel_sale", { saleId }),
   sale: (saleId: string) => call<SaleView>("sale", { saleId }),

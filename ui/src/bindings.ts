@@ -34,6 +34,24 @@ lastError: string | null,
  */
 createdAt: string, };
 
+export type AttemptView = { 
+/**
+ * Method.
+ */
+method: MethodKind, 
+/**
+ * The part paid by this attempt.
+ */
+amount: Money, 
+/**
+ * Text of the QR code the customer scans, for app and QR payments.
+ */
+qr: string | null, 
+/**
+ * That QR code as an SVG image.
+ */
+qrSvg: string | null, };
+
 export type SaleView = { 
 /**
  * Id.
@@ -63,6 +81,22 @@ total: Money,
  * Payments taken.
  */
 payments: Array<Payment>, 
+/**
+ * Paid so far.
+ */
+paid: Money, 
+/**
+ * Left to pay.
+ */
+remaining: Money, 
+/**
+ * The payment attempt under way.
+ */
+attempt: AttemptView | null, 
+/**
+ * Money given back.
+ */
+refunds: Array<Refund>, 
 /**
  * Change to hand back, for cash.
  */
@@ -120,7 +154,11 @@ demo: boolean,
 /**
  * What start-up recovery did, for the cashier to read.
  */
-recovery: Array<string>, };
+recovery: Array<string>, 
+/**
+ * Payment methods this register offers.
+ */
+methods: Array<MethodKind>, };
 
 export type EngineEvent = { "type": "ordersChanged", 
 /**
@@ -358,7 +396,7 @@ vatRateBp: number, };
 
 export type Payment = { 
 /**
- * Amount paid.
+ * Amount paid (towards the total; cash change is not part of it).
  */
 amount: Money, 
 /**
@@ -378,7 +416,15 @@ tendered: Money,
 /**
  * Change handed back.
  */
-change: Money, };
+change: Money, } | { "method": "mobilePay", 
+/**
+ * MobilePay's payment id.
+ */
+paymentId: string, } | { "method": "settle", 
+/**
+ * Settle's transaction id.
+ */
+tid: string, };
 
 export type CardSlip = { 
 /**
@@ -414,7 +460,7 @@ export type PayMethod = { "method": "card" } | { "method": "cash",
 /**
  * Cash received.
  */
-tendered: Money, };
+tendered: Money, } | { "method": "mobilePay" } | { "method": "settle" };
 
 export type Notice = { 
 /**
@@ -430,6 +476,36 @@ code: string,
  */
 message: string, };
 
+export type MethodKind = "card" | "cash" | "mobilePay" | "settle";
+
+export type Refund = { 
+/**
+ * Id (also the provider's refund reference).
+ */
+id: string, 
+/**
+ * Index of the refunded payment in the sale's payments.
+ */
+payment: number, 
+/**
+ * Amount given back.
+ */
+amount: Money, 
+/**
+ * Why (for the journal and the slip).
+ */
+reason: string, 
+/**
+ * Where it is.
+ */
+state: RefundState, 
+/**
+ * When it was asked for.
+ */
+at: string, };
+
+export type RefundState = "pending" | "done" | "failed";
+
 export type NoticeLevel = "info" | "warning" | "error";
 
-export type SaleState = "Open" | "Locking" | "Paying" | "Paid" | "Reported" | "Completed" | "Cancelled";
+export type SaleState = "Open" | "Locking" | "Paying" | "Tendering" | "Voiding" | "Paid" | "Reported" | "Completed" | "Cancelled";

@@ -76,6 +76,34 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seconds: u64,
     },
+    /// Give back money of a paid sale through the method it was paid by; the manager PIN is read
+    /// from standard input.
+    Refund {
+        /// The sale.
+        #[arg(long)]
+        sale: String,
+        /// Which payment of the sale (0 for the first).
+        #[arg(long, default_value_t = 0)]
+        payment: u32,
+        /// Amount, e.g. 25.50.
+        #[arg(long)]
+        amount: String,
+        /// Why, for the journal and the refund slip.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Write a paid sale's slip as a PDF.
+    Slip {
+        /// The sale.
+        #[arg(long)]
+        sale: String,
+        /// Output file.
+        #[arg(long)]
+        pdf: PathBuf,
+        /// A4 instead of an 80 mm roll.
+        #[arg(long)]
+        a4: bool,
+    },
     /// Manage secrets in the OS keyring.
     Secrets {
         #[command(subcommand)]
@@ -108,6 +136,8 @@ enum Command {
 enum Pay {
     Card,
     Cash,
+    Mobilepay,
+    Settle,
 }
 
 #[derive(Subcommand)]
@@ -261,6 +291,33 @@ async fn run(cli: Cli) -> Result<()> {
             engine.shutdown().await;
             Ok(())
         }
+        Command::Refund { sale, payment, amount, reason } => {
+            let pin = read_stdin()?;
+            let engine = start_engine(&cli).await?;
+            let result = async {
+                let currency = engine.config().currency()?;
+                let amount = Money::parse_decimal(amount, currency)?;
+                let view = engine.refund(sale, *payment, amount, pin.trim(), reason).await?;
+                engine.drain(Duration::from_secs(60)).await?;
+                Ok::<_, anyhow::Error>(engine.sale_view(&view.id).await?)
+            }
+            .await;
+            engine.shutdown().await;
+            let view = result?;
+            for r in &view.refunds {
+                println!("refund {} of payment {}: {} ({:?})", r.id, r.payment, r.amount.display_grouped(), r.state);
+            }
+            Ok(())
+        }
+        Command::Slip { sale, pdf, a4 } => {
+            let engine = start_engine(&cli).await?;
+            let paper = if *a4 { kasa_print::pdf::Paper::A4 } else { kasa_print::pdf::Paper::Roll80 };
+            let result = engine.slip_pdf(sale, paper, true).await;
+            engine.shutdown().await;
+            std::fs::write(pdf, result?).with_context(|| format!("writing {}", pdf.display()))?;
+            println!("wrote {}", pdf.display());
+            Ok(())
+        }
         Command::Recover { timeout } => {
             let engine = start_engine(&cli).await?;
             let status = engine.status();
@@ -400,6 +457,8 @@ async fn sell(engine: &Engine, order: &str, pay: Pay, tendered: Option<&str>) ->
     let sale = engine.open_order_sale(order).await?;
     let method = match pay {
         Pay::Card => PayMethod::Card,
+        Pay::Mobilepay => PayMethod::MobilePay,
+        Pay::Settle => PayMethod::Settle,
         Pay::Cash => PayMethod::Cash {
             tendered: match tendered {
                 Some(t) => Money::parse_decimal(t, sale.total.currency)?,

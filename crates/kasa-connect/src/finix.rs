@@ -74,6 +74,13 @@ pub mod wire {
         pub idempotency_id: &'a str,
     }
 
+    /// Refund request.
+    #[derive(Debug, Serialize)]
+    pub struct CreateReversal<'a> {
+        pub refund_amount: i64,
+        pub idempotency_id: &'a str,
+    }
+
     /// A list of transfers.
     #[derive(Debug, Deserialize)]
     pub struct TransferPage {
@@ -302,6 +309,18 @@ impl FinixClient {
             idempotency_id,
         })?;
         self.call(Method::POST, "transfers", &[], Some(body), self.settings.sale_timeout).await
+    }
+
+    /// Refunds `amount` of a card sale (a reversal); `idempotency_id` makes a repeat safe.
+    pub async fn refund(
+        &self,
+        transfer_id: &str,
+        amount: Money,
+        idempotency_id: &str,
+    ) -> Result<Transfer, ConnectError> {
+        let body = Self::json(&wire::CreateReversal { refund_amount: amount.minor, idempotency_id })?;
+        let path = format!("transfers/{transfer_id}/reversals");
+        self.call(Method::POST, &path, &[], Some(body), self.settings.timeout).await
     }
 
     /// Reads a transfer.

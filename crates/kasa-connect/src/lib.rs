@@ -7,6 +7,8 @@
 //! is needed before anything else is done.
 
 pub mod finix;
+pub mod mobilepay;
+pub mod settle;
 pub mod tokenx;
 
 use std::time::Duration;

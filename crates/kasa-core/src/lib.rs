@@ -19,8 +19,8 @@ pub use money::{Currency, Litres, Money, MoneyError};
 pub use op::{Op, OpKind, ReportedPayment};
 pub use order::{LockInfo, OrderStatus, OrderSummary, PumpOrder, ReceiptInfo};
 pub use sale::{
-    CardSlip, Notice, NoticeLevel, PayMethod, Payment, PaymentKind, Sale, SaleError, SaleEvent, SaleId, SaleState,
-    Transition,
+    Attempt, CardSlip, MethodKind, Notice, NoticeLevel, PayMethod, Payment, PaymentKind, Refund, RefundState, Sale,
+    SaleError, SaleEvent, SaleId, SaleState, Transition,
 };
 
 /// A source of fresh, unique identifiers (idempotency keys, request ids).

@@ -81,10 +81,76 @@ pub enum Op {
         /// The idempotency id of the original card sale.
         idempotency_id: String,
     },
+    /// Take a MobilePay payment: start it (when `start`), wait for the customer, capture it when
+    /// reserved. `order_id` is the payment's MobilePay `orderId`, chosen before the first
+    /// attempt, so a repeated or resumed delivery finds the same payment.
+    MobilePayPayment {
+        /// Amount.
+        amount: Money,
+        /// MobilePay `orderId`.
+        order_id: String,
+        /// Start the payment if none exists yet (false after a restart: only resume one).
+        start: bool,
+    },
+    /// Wait for the customer to scan the Settle QR code carrying `pos_tid` (Kasa's callback
+    /// handler hears of the scan); gives up after a few minutes.
+    SettleScanWait {
+        /// Amount the customer will be asked for.
+        amount: Money,
+        /// The POS transaction id in the QR code.
+        pos_tid: String,
+    },
+    /// Ask the customer who scanned (scan token) for the payment. Settle recognises a repeated
+    /// `pos_tid`, so a retry does not ask twice.
+    SettleRequest {
+        /// Amount.
+        amount: Money,
+        /// The POS transaction id.
+        pos_tid: String,
+        /// The scan token Settle gave for the scan.
+        token: String,
+    },
+    /// Follow a Settle payment request until the customer decides; capture it once authorised.
+    SettleAwait {
+        /// Amount.
+        amount: Money,
+        /// Settle's transaction id.
+        tid: String,
+    },
+    /// Refund part or all of a card payment (a Finix reversal).
+    CardRefund {
+        /// The refund's id in the sale.
+        refund_id: String,
+        /// The transfer refunded.
+        transfer_id: String,
+        /// Amount to give back.
+        amount: Money,
+    },
+    /// Refund part or all of a MobilePay payment (create, then capture the refund).
+    MobilePayRefund {
+        /// The refund's id in the sale (also the MobilePay `refundOrderId`).
+        refund_id: String,
+        /// The payment refunded.
+        payment_id: String,
+        /// Amount to give back.
+        amount: Money,
+    },
+    /// Refund part or all of a Settle payment.
+    SettleRefund {
+        /// The refund's id in the sale.
+        refund_id: String,
+        /// Settle's transaction id of the payment.
+        tid: String,
+        /// Amount to give back.
+        amount: Money,
+    },
     /// Print the sale's customer slip.
     PrintSlip {
         /// A reprint, marked as a copy.
         copy: bool,
+        /// Print the slip of this refund instead of the sale's.
+        #[serde(default)]
+        refund: Option<String>,
     },
 }
 
@@ -104,6 +170,12 @@ pub enum OpKind {
     CardSale,
     /// [`Op::CardLookup`].
     CardLookup,
+    /// [`Op::MobilePayPayment`].
+    MobilePayPayment,
+    /// [`Op::SettleScanWait`], [`Op::SettleRequest`], [`Op::SettleAwait`].
+    SettlePayment,
+    /// [`Op::CardRefund`], [`Op::MobilePayRefund`], [`Op::SettleRefund`].
+    Refund,
     /// [`Op::PrintSlip`].
     PrintSlip,
 }
@@ -118,6 +190,9 @@ impl OpKind {
             OpKind::TokenxPayment => "tokenx_payment",
             OpKind::CardSale => "card_sale",
             OpKind::CardLookup => "card_lookup",
+            OpKind::MobilePayPayment => "mobilepay_payment",
+            OpKind::SettlePayment => "settle_payment",
+            OpKind::Refund => "refund",
             OpKind::PrintSlip => "print_slip",
         }
     }
@@ -133,6 +208,9 @@ impl Op {
             Op::TokenxPayment { .. } => OpKind::TokenxPayment,
             Op::CardSale { .. } => OpKind::CardSale,
             Op::CardLookup { .. } => OpKind::CardLookup,
+            Op::MobilePayPayment { .. } => OpKind::MobilePayPayment,
+            Op::SettleScanWait { .. } | Op::SettleRequest { .. } | Op::SettleAwait { .. } => OpKind::SettlePayment,
+            Op::CardRefund { .. } | Op::MobilePayRefund { .. } | Op::SettleRefund { .. } => OpKind::Refund,
             Op::PrintSlip { .. } => OpKind::PrintSlip,
         }
     }
@@ -144,7 +222,9 @@ impl Op {
     /// a release left by an abandoned attempt always runs before a later attempt's lock. Card
     /// sales share the terminal's lane: a terminal takes one card at a time. Order between a
     /// sale's operations in different lanes follows from the state machine, which queues an
-    /// operation only after the outcome it depends on.
+    /// operation only after the outcome it depends on. MobilePay allows one active payment per
+    /// point of sale, so its payments share a lane too; Settle payments and refunds are
+    /// independent of each other.
     pub fn lane(&self) -> String {
         match self {
             Op::TokenxLock { order_id }
@@ -152,6 +232,14 @@ impl Op {
             | Op::TokenxRelease { order_id }
             | Op::TokenxPayment { order_id, .. } => format!("order:{order_id}"),
             Op::CardSale { .. } | Op::CardLookup { .. } => "terminal".to_string(),
+            Op::MobilePayPayment { .. } => "mobilepay".to_string(),
+            Op::SettleScanWait { pos_tid, .. } | Op::SettleRequest { pos_tid, .. } => format!("settle:{pos_tid}"),
+            Op::SettleAwait { tid, .. } => format!("settle:{tid}"),
+            Op::CardRefund { refund_id, .. }
+            | Op::MobilePayRefund { refund_id, .. }
+            | Op::SettleRefund { refund_id, .. } => {
+                format!("refund:{refund_id}")
+            }
             Op::PrintSlip { .. } => "printer".to_string(),
         }
     }

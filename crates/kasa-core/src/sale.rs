@@ -5,16 +5,24 @@
 //! returns a [`Transition`]: the operations to queue and the journal record to write. The caller
 //! stores the new sale, the operations and the journal record in one transaction.
 //!
+//! A basket may be paid in parts, by several methods (split payment). Each part is one payment
+//! attempt; a part that fails leaves the parts already paid in place and the sale waiting for the
+//! rest (`Tendering`), or, when nothing was paid yet, reopens it and releases the pump order.
+//!
 //! ```text
-//!            pay (pump order)            lock granted (card)
-//!   Open ─────────────────────► Locking ─────────────────────► Paying
-//!    ▲  │ pay (shop only, card)    │ refused / unreachable        │
-//!    │  └──────────────────────────┼──────────────► Paying        │ approved
-//!    │◄────────────────────────────┘                              ▼
-//!    │◄─────────────── declined / cancelled (unlock queued) ──── Paid ──report acked──► Reported
-//!    │                                                             │ (shop only)           │ receipt
-//!    └── cancel ──► Cancelled                                      └──────► Completed ◄────┘
+//!           pay (pump order)          lock granted
+//!   Open ───────────────────► Locking ────────────► Paying ◄─────────── pay the rest ──┐
+//!    ▲ │ pay (shop only)         │ refused,             │ approved, part left           │
+//!    │ └─────────────────────────┼─ unreachable ──┐     ├──────────────────────► Tendering
+//!    │◄──────────────────────────┘                │     │ approved, all paid            │ void
+//!    │◄──────── declined, nothing paid (unlock) ──┼─────┤                               ▼
+//!    │                                            │     ▼                           Voiding ──► Cancelled
+//!    └── cancel ──► Cancelled                     │   Paid ──report acked──► Reported ──receipt──► Completed
+//!                                                 └──────────────── (shop only: Completed at once) ──┘
 //! ```
+//!
+//! Paid sales can be refunded in part or in full, through the method each payment was made by,
+//! never beyond what that payment took.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -45,15 +53,19 @@ pub enum SaleState {
     Open,
     /// Waiting for the cloud to lock the pump order.
     Locking,
-    /// Waiting for the payment (card terminal).
+    /// A payment attempt is under way (terminal, app, QR).
     Paying,
+    /// Part of the total is paid; waiting for the cashier to take the rest.
+    Tendering,
+    /// Cancelling a sale that was partly paid: giving the paid parts back.
+    Voiding,
     /// Paid; the pump order's payment report is on its way to the cloud.
     Paid,
     /// The cloud accepted the payment report; waiting for the pump's receipt.
     Reported,
     /// Finished.
     Completed,
-    /// Abandoned before payment.
+    /// Abandoned (nothing taken, or everything taken given back).
     Cancelled,
 }
 
@@ -64,6 +76,8 @@ impl SaleState {
             SaleState::Open => "Open",
             SaleState::Locking => "Locking",
             SaleState::Paying => "Paying",
+            SaleState::Tendering => "Tendering",
+            SaleState::Voiding => "Voiding",
             SaleState::Paid => "Paid",
             SaleState::Reported => "Reported",
             SaleState::Completed => "Completed",
@@ -71,18 +85,18 @@ impl SaleState {
         }
     }
 
-    /// Whether the customer has paid.
+    /// Whether the customer has paid in full.
     pub fn is_paid(self) -> bool {
         matches!(self, SaleState::Paid | SaleState::Reported | SaleState::Completed)
     }
 
-    /// Whether the sale waits on an operation the cashier is watching (lock or payment).
+    /// Whether the sale waits on an operation the cashier is watching (lock, payment, void).
     pub fn is_busy(self) -> bool {
-        matches!(self, SaleState::Locking | SaleState::Paying)
+        matches!(self, SaleState::Locking | SaleState::Paying | SaleState::Voiding)
     }
 }
 
-/// How the cashier wants the customer to pay.
+/// How the cashier wants the customer to pay (a part of) the total.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "method", rename_all = "camelCase", rename_all_fields = "camelCase")]
 #[ts(tag = "method", rename_all = "camelCase", rename_all_fields = "camelCase")]
@@ -94,6 +108,36 @@ pub enum PayMethod {
         /// Cash received.
         tendered: Money,
     },
+    /// MobilePay in the customer's phone.
+    MobilePay,
+    /// Settle, by scanning a QR code.
+    Settle,
+}
+
+/// The kind of a payment method, without its details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum MethodKind {
+    /// Card.
+    Card,
+    /// Cash.
+    Cash,
+    /// MobilePay.
+    MobilePay,
+    /// Settle.
+    Settle,
+}
+
+impl PayMethod {
+    /// The method's kind.
+    pub fn kind(&self) -> MethodKind {
+        match self {
+            PayMethod::Card => MethodKind::Card,
+            PayMethod::Cash { .. } => MethodKind::Cash,
+            PayMethod::MobilePay => MethodKind::MobilePay,
+            PayMethod::Settle => MethodKind::Settle,
+        }
+    }
 }
 
 /// The customer-slip fields of a card payment, as the terminal reports them.
@@ -134,6 +178,16 @@ pub enum PaymentKind {
         /// Change handed back.
         change: Money,
     },
+    /// MobilePay.
+    MobilePay {
+        /// MobilePay's payment id.
+        payment_id: String,
+    },
+    /// Settle.
+    Settle {
+        /// Settle's transaction id.
+        tid: String,
+    },
 }
 
 /// A payment taken for a sale.
@@ -141,26 +195,88 @@ pub enum PaymentKind {
 #[serde(rename_all = "camelCase")]
 #[ts(rename_all = "camelCase")]
 pub struct Payment {
-    /// Amount paid.
+    /// Amount paid (towards the total; cash change is not part of it).
     pub amount: Money,
     /// Method and its details.
     pub kind: PaymentKind,
 }
 
 impl Payment {
-    fn reported_method(&self) -> ReportedMethod {
+    /// The method's kind.
+    pub fn method(&self) -> MethodKind {
         match self.kind {
-            PaymentKind::Card { .. } => ReportedMethod::Card,
-            PaymentKind::Cash { .. } => ReportedMethod::Cash,
+            PaymentKind::Card { .. } => MethodKind::Card,
+            PaymentKind::Cash { .. } => MethodKind::Cash,
+            PaymentKind::MobilePay { .. } => MethodKind::MobilePay,
+            PaymentKind::Settle { .. } => MethodKind::Settle,
+        }
+    }
+
+    fn reported_method(&self) -> ReportedMethod {
+        match self.method() {
+            MethodKind::Card => ReportedMethod::Card,
+            MethodKind::Cash => ReportedMethod::Cash,
+            MethodKind::MobilePay => ReportedMethod::Mobilepay,
+            MethodKind::Settle => ReportedMethod::Settle,
         }
     }
 
     fn slip(&self) -> Option<CardSlip> {
         match &self.kind {
             PaymentKind::Card { slip } => Some(slip.clone()),
-            PaymentKind::Cash { .. } => None,
+            _ => None,
         }
     }
+}
+
+/// A payment attempt under way, or waiting for the lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct Attempt {
+    /// How the customer pays this part.
+    pub method: PayMethod,
+    /// The part of the total this attempt pays.
+    pub amount: Money,
+    /// The provider's reference chosen for it: the MobilePay `orderId`, or the Settle `pos_tid`
+    /// the QR code carries.
+    pub reference: Option<String>,
+    /// The provider's id of the payment once it exists (Settle's `tid`).
+    #[serde(default)]
+    pub provider_ref: Option<String>,
+}
+
+/// Where a refund is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum RefundState {
+    /// Sent, or waiting to be sent.
+    Pending,
+    /// The money went back.
+    Done,
+    /// The provider refused it for good.
+    Failed,
+}
+
+/// Money given back for one payment of a sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct Refund {
+    /// Id (also the provider's refund reference).
+    pub id: String,
+    /// Index of the refunded payment in the sale's payments.
+    pub payment: u32,
+    /// Amount given back.
+    pub amount: Money,
+    /// Why (for the journal and the slip).
+    pub reason: String,
+    /// Where it is.
+    pub state: RefundState,
+    /// When it was asked for.
+    #[serde(with = "time::serde::rfc3339")]
+    #[ts(type = "string")]
+    pub at: OffsetDateTime,
 }
 
 /// How serious a notice is.
@@ -192,6 +308,10 @@ impl Notice {
     fn warning(code: &str, message: impl Into<String>) -> Notice {
         Notice { level: NoticeLevel::Warning, code: code.to_string(), message: message.into() }
     }
+
+    fn info(code: &str, message: impl Into<String>) -> Notice {
+        Notice { level: NoticeLevel::Info, code: code.to_string(), message: message.into() }
+    }
 }
 
 /// The lock a sale holds on its pump order.
@@ -211,10 +331,13 @@ pub struct HeldLock {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum SaleEvent {
-    /// The cashier asked to take payment.
+    /// The cashier asked to take payment: the rest of the total, or `amount` of it.
     PayRequested {
         /// Method chosen.
         method: PayMethod,
+        /// The part to pay now; the whole remainder when absent.
+        #[serde(default)]
+        amount: Option<Money>,
     },
     /// The cloud locked the pump order for this register.
     LockGranted {
@@ -244,12 +367,22 @@ pub enum SaleEvent {
         /// Whether the lock request may have reached the cloud (so a lock may exist).
         maybe_locked: bool,
     },
-    /// The payment was approved.
+    /// The customer scanned the Settle QR code of the attempt.
+    SettleScanned {
+        /// The scan token to request the payment with.
+        token: String,
+    },
+    /// Settle took the payment request.
+    SettleRequested {
+        /// Settle's transaction id.
+        tid: String,
+    },
+    /// The payment attempt was approved.
     PaymentApproved {
         /// The payment.
         payment: Payment,
     },
-    /// The payment was declined or cancelled; no money was taken.
+    /// The payment attempt was declined or cancelled; no money was taken.
     PaymentDeclined {
         /// Reason code (e.g. `CANCELLATION_VIA_API`).
         code: String,
@@ -275,8 +408,29 @@ pub enum SaleEvent {
         /// How many.
         quantity: u32,
     },
-    /// The cashier abandoned the sale.
+    /// The cashier abandoned the sale. Parts already paid are given back first.
     CancelRequested,
+    /// The manager asked to give back `amount` of payment `payment`.
+    RefundRequested {
+        /// Index of the payment in the sale.
+        payment: u32,
+        /// Amount.
+        amount: Money,
+        /// Why.
+        reason: String,
+    },
+    /// A refund went through.
+    RefundCompleted {
+        /// The refund.
+        refund_id: String,
+    },
+    /// A provider refused a refund for good.
+    RefundFailed {
+        /// The refund.
+        refund_id: String,
+        /// The provider's reason.
+        message: String,
+    },
 }
 
 impl SaleEvent {
@@ -288,6 +442,8 @@ impl SaleEvent {
             SaleEvent::LockRenewed { .. } => "lock_renewed",
             SaleEvent::LockRefused { .. } => "lock_refused",
             SaleEvent::LockUnavailable { .. } => "lock_unavailable",
+            SaleEvent::SettleScanned { .. } => "settle_scanned",
+            SaleEvent::SettleRequested { .. } => "settle_requested",
             SaleEvent::PaymentApproved { .. } => "payment_approved",
             SaleEvent::PaymentDeclined { .. } => "payment_declined",
             SaleEvent::ReportAcknowledged => "report_acknowledged",
@@ -295,6 +451,9 @@ impl SaleEvent {
             SaleEvent::ReceiptIssued { .. } => "receipt_issued",
             SaleEvent::ItemAdded { .. } => "item_added",
             SaleEvent::CancelRequested => "cancel_requested",
+            SaleEvent::RefundRequested { .. } => "refund_requested",
+            SaleEvent::RefundCompleted { .. } => "refund_completed",
+            SaleEvent::RefundFailed { .. } => "refund_failed",
         }
     }
 }
@@ -313,14 +472,33 @@ pub enum SaleError {
     /// Nothing to pay for.
     #[error("the basket is empty; add an order or an item first")]
     EmptyBasket,
-    /// Cash tendered does not cover the total.
-    #[error("cash tendered {tendered} does not cover the total {total}")]
+    /// Cash tendered does not cover the part paid in cash.
+    #[error("cash tendered {tendered} does not cover {total}")]
     InsufficientCash {
         /// Tendered.
         tendered: Money,
-        /// Total.
+        /// The amount to cover.
         total: Money,
     },
+    /// A part larger than what is left to pay, or not positive.
+    #[error("{amount} is not a part of what is left to pay ({remaining}); enter an amount above zero and up to it")]
+    BadPart {
+        /// Asked.
+        amount: Money,
+        /// Left to pay.
+        remaining: Money,
+    },
+    /// A refund beyond what the payment took.
+    #[error("refund of {amount} refused: only {available} of this payment can still be given back")]
+    RefundTooLarge {
+        /// Asked.
+        amount: Money,
+        /// Still refundable.
+        available: Money,
+    },
+    /// No such payment or refund.
+    #[error("{0}")]
+    Unknown(String),
     /// An amount could not be computed.
     #[error(transparent)]
     Money(#[from] MoneyError),
@@ -352,12 +530,16 @@ pub struct Sale {
     pub state: SaleState,
     /// Payment attempts started so far.
     pub attempts: u32,
-    /// The method of the attempt under way.
-    pub pending: Option<PayMethod>,
+    /// The attempt under way (or waiting for the lock).
+    #[serde(default)]
+    pub attempt: Option<Attempt>,
     /// The lock held on the pump order.
     pub lock: Option<HeldLock>,
     /// Payments taken.
     pub payments: Vec<Payment>,
+    /// Money given back.
+    #[serde(default)]
+    pub refunds: Vec<Refund>,
     /// The last thing the cashier should know.
     pub notice: Option<Notice>,
     /// The pump's receipt, once issued.
@@ -374,9 +556,10 @@ impl Sale {
             basket,
             state: SaleState::Open,
             attempts: 0,
-            pending: None,
+            attempt: None,
             lock: None,
             payments: Vec::new(),
+            refunds: Vec::new(),
             notice: None,
             receipt: None,
         }
@@ -396,6 +579,30 @@ impl Sale {
         self.basket.total()
     }
 
+    /// Paid so far.
+    pub fn paid(&self) -> Result<Money, MoneyError> {
+        Money::sum(self.basket.currency, self.payments.iter().map(|p| p.amount))
+    }
+
+    /// Left to pay.
+    pub fn remaining(&self) -> Result<Money, MoneyError> {
+        self.total()?.checked_sub(self.paid()?)
+    }
+
+    /// What can still be given back of payment `index` (refunds pending or done count).
+    pub fn refundable(&self, index: usize) -> Result<Money, SaleError> {
+        let p =
+            self.payments.get(index).ok_or_else(|| SaleError::Unknown(format!("no payment {index} in this sale")))?;
+        let given = Money::sum(
+            p.amount.currency,
+            self.refunds
+                .iter()
+                .filter(|r| r.payment as usize == index && r.state != RefundState::Failed)
+                .map(|r| r.amount),
+        )?;
+        Ok(p.amount.checked_sub(given)?)
+    }
+
     /// Applies one event. On error the sale is unchanged.
     pub fn handle(
         &mut self,
@@ -404,7 +611,7 @@ impl Sale {
         ids: &mut dyn IdSource,
     ) -> Result<Transition, SaleError> {
         let mut next = self.clone();
-        let ops = next.apply(&event, ids)?;
+        let ops = next.apply(&event, now, ids)?;
         next.updated_at = now;
         let journal = JournalRecord {
             sale_id: Some(self.id.0.clone()),
@@ -415,45 +622,55 @@ impl Sale {
         Ok(Transition { ops, journal })
     }
 
-    fn apply(&mut self, event: &SaleEvent, ids: &mut dyn IdSource) -> Result<Vec<Queued>, SaleError> {
-        let mut queue = |op: Op| Queued { key: ids.next_id(), op };
+    fn apply(
+        &mut self,
+        event: &SaleEvent,
+        now: OffsetDateTime,
+        ids: &mut dyn IdSource,
+    ) -> Result<Vec<Queued>, SaleError> {
         let invalid = |state, what| Err(SaleError::InvalidState { state, what });
         match event {
-            SaleEvent::PayRequested { method } => {
-                if self.state != SaleState::Open {
+            SaleEvent::PayRequested { method, amount } => {
+                if !matches!(self.state, SaleState::Open | SaleState::Tendering) {
                     return invalid(self.state, "starting a payment");
                 }
                 if self.basket.lines.is_empty() {
                     return Err(SaleError::EmptyBasket);
                 }
-                let total = self.total()?;
+                let remaining = self.remaining()?;
+                let part = amount.unwrap_or(remaining);
+                if part.minor <= 0 || part.checked_sub(remaining)?.minor > 0 {
+                    return Err(SaleError::BadPart { amount: part, remaining });
+                }
                 if let PayMethod::Cash { tendered } = method
-                    && tendered.checked_sub(total)?.minor < 0
+                    && tendered.checked_sub(part)?.minor < 0
                 {
-                    return Err(SaleError::InsufficientCash { tendered: *tendered, total });
+                    return Err(SaleError::InsufficientCash { tendered: *tendered, total: part });
                 }
                 self.attempts += 1;
-                self.pending = Some(method.clone());
+                self.attempt =
+                    Some(Attempt { method: method.clone(), amount: part, reference: None, provider_ref: None });
                 self.notice = None;
-                match self.basket.pump_order_id() {
-                    Some(order_id) => {
+                match (self.basket.pump_order_id(), &self.lock) {
+                    (Some(order_id), None) => {
                         self.state = SaleState::Locking;
-                        Ok(vec![queue(Op::TokenxLock { order_id: order_id.to_string() })])
+                        let order_id = order_id.to_string();
+                        Ok(vec![queue(ids, Op::TokenxLock { order_id })])
                     }
-                    None => self.start_payment(&mut queue),
+                    _ => self.start_attempt(ids),
                 }
             }
             SaleEvent::LockGranted { lock_id, expires_at } => {
                 if self.state != SaleState::Locking {
                     // The lock outlived the attempt that asked for it: give it back at once.
                     let order_id = self.basket.pump_order_id().unwrap_or_default().to_string();
-                    return Ok(vec![queue(Op::TokenxUnlock { order_id, lock_id: lock_id.clone() })]);
+                    return Ok(vec![queue(ids, Op::TokenxUnlock { order_id, lock_id: lock_id.clone() })]);
                 }
                 self.lock = Some(HeldLock { lock_id: lock_id.clone(), expires_at: *expires_at });
-                self.start_payment(&mut queue)
+                self.start_attempt(ids)
             }
             SaleEvent::LockRenewed { expires_at } => match (&mut self.lock, self.state) {
-                (Some(lock), SaleState::Paying) => {
+                (Some(lock), SaleState::Paying | SaleState::Tendering) => {
                     lock.expires_at = *expires_at;
                     Ok(Vec::new())
                 }
@@ -489,36 +706,48 @@ impl Sale {
                     ),
                 ));
                 let order_id = self.basket.pump_order_id().unwrap_or_default().to_string();
-                Ok(if *maybe_locked { vec![queue(Op::TokenxRelease { order_id })] } else { Vec::new() })
+                Ok(if *maybe_locked { vec![queue(ids, Op::TokenxRelease { order_id })] } else { Vec::new() })
+            }
+            SaleEvent::SettleScanned { token } => {
+                let (amount, pos_tid) = self.settle_attempt("a Settle scan")?;
+                Ok(vec![queue(ids, Op::SettleRequest { amount, pos_tid, token: token.clone() })])
+            }
+            SaleEvent::SettleRequested { tid } => {
+                let (amount, _) = self.settle_attempt("a Settle payment request")?;
+                if let Some(a) = &mut self.attempt {
+                    a.provider_ref = Some(tid.clone());
+                }
+                Ok(vec![queue(ids, Op::SettleAwait { amount, tid: tid.clone() })])
             }
             SaleEvent::PaymentApproved { payment } => {
                 if self.state != SaleState::Paying {
                     return invalid(self.state, "an approved payment");
                 }
                 self.payments.push(payment.clone());
-                Ok(self.finish_payment(&mut queue))
+                self.attempt = None;
+                self.after_payment(ids)
             }
             SaleEvent::PaymentDeclined { code, message } => {
                 if self.state != SaleState::Paying {
                     return invalid(self.state, "a declined payment");
                 }
+                let method = self.attempt.take().map(|a| a.method.kind()).unwrap_or(MethodKind::Card);
+                let text = decline_text(method, code, message);
                 let mut ops = Vec::new();
-                if let Some(lock) = self.lock.take() {
-                    let order_id = self.basket.pump_order_id().unwrap_or_default().to_string();
-                    ops.push(queue(Op::TokenxUnlock { order_id, lock_id: lock.lock_id }));
+                if self.payments.is_empty() {
+                    if let Some(lock) = self.lock.take() {
+                        let order_id = self.basket.pump_order_id().unwrap_or_default().to_string();
+                        ops.push(queue(ids, Op::TokenxUnlock { order_id, lock_id: lock.lock_id }));
+                    }
+                    self.back_to_open();
+                    self.notice = Some(Notice::warning(code, text));
+                } else {
+                    // Parts already paid stay paid: the cashier takes the rest another way.
+                    self.state = SaleState::Tendering;
+                    let left = self.remaining()?;
+                    self.notice =
+                        Some(Notice::warning(code, format!("{text} Still to pay: {}.", left.display_grouped())));
                 }
-                self.back_to_open();
-                let text = match code.as_str() {
-                    "CANCELLATION_VIA_API" => "Card payment cancelled. No money was taken.".to_string(),
-                    // The payment never reached a cardholder: not a decline.
-                    "TERMINAL_UNREACHABLE" | "DEVICE_UNREACHABLE" | "NOT_STARTED" => {
-                        format!("{message} No money was taken; try again or take another payment method.")
-                    }
-                    _ => {
-                        format!("Card declined: {message} No money was taken; ask for another card or payment method.")
-                    }
-                };
-                self.notice = Some(Notice::warning(code, text));
                 Ok(ops)
             }
             SaleEvent::ReportAcknowledged => {
@@ -565,38 +794,186 @@ impl Sale {
                 self.total()?;
                 Ok(Vec::new())
             }
-            SaleEvent::CancelRequested => {
-                if self.state != SaleState::Open {
-                    return invalid(self.state, "cancelling");
+            SaleEvent::CancelRequested => match self.state {
+                SaleState::Open => {
+                    self.state = SaleState::Cancelled;
+                    self.notice = None;
+                    Ok(Vec::new())
                 }
-                self.state = SaleState::Cancelled;
-                self.notice = None;
+                SaleState::Tendering => {
+                    // Give every paid part back, then release the order.
+                    self.state = SaleState::Voiding;
+                    let mut ops = Vec::new();
+                    for i in 0..self.payments.len() {
+                        let amount = self.refundable(i)?;
+                        if amount.minor > 0 {
+                            ops.extend(self.start_refund(
+                                i,
+                                amount,
+                                "sale cancelled before it was fully paid",
+                                now,
+                                ids,
+                            )?);
+                        }
+                    }
+                    self.notice = Some(Notice::info("VOIDING", "Giving the paid parts back before cancelling."));
+                    ops.extend(self.finish_void_if_done(ids));
+                    Ok(ops)
+                }
+                state => invalid(state, "cancelling"),
+            },
+            SaleEvent::RefundRequested { payment, amount, reason } => {
+                if !self.state.is_paid() {
+                    return invalid(self.state, "refunding");
+                }
+                let available = self.refundable(*payment as usize)?;
+                if amount.minor <= 0 || amount.checked_sub(available)?.minor > 0 {
+                    return Err(SaleError::RefundTooLarge { amount: *amount, available });
+                }
+                self.start_refund(*payment as usize, *amount, reason, now, ids)
+            }
+            SaleEvent::RefundCompleted { refund_id } => {
+                let r = self.refund_mut(refund_id)?;
+                r.state = RefundState::Done;
+                let mut ops = vec![queue(ids, Op::PrintSlip { copy: false, refund: Some(refund_id.clone()) })];
+                if self.state == SaleState::Voiding {
+                    ops.extend(self.finish_void_if_done(ids));
+                }
+                Ok(ops)
+            }
+            SaleEvent::RefundFailed { refund_id, message } => {
+                let r = self.refund_mut(refund_id)?;
+                r.state = RefundState::Failed;
+                self.notice = Some(Notice {
+                    level: NoticeLevel::Error,
+                    code: "REFUND_FAILED".into(),
+                    message: format!("A refund was refused: {message}. It is parked for the manager."),
+                });
                 Ok(Vec::new())
             }
         }
     }
 
-    /// With the lock held (or no pump order), takes the pending payment.
-    fn start_payment(&mut self, queue: &mut dyn FnMut(Op) -> Queued) -> Result<Vec<Queued>, SaleError> {
-        let total = self.total()?;
-        match self.pending.clone() {
-            Some(PayMethod::Cash { tendered }) => {
-                let change = tendered.checked_sub(total)?;
-                self.payments.push(Payment { amount: total, kind: PaymentKind::Cash { tendered, change } });
-                self.state = SaleState::Paying;
-                Ok(self.finish_payment(queue))
+    fn refund_mut(&mut self, refund_id: &str) -> Result<&mut Refund, SaleError> {
+        self.refunds
+            .iter_mut()
+            .find(|r| r.id == refund_id)
+            .ok_or_else(|| SaleError::Unknown(format!("no refund {refund_id} in this sale")))
+    }
+
+    /// Records a refund and queues what gives the money back (cash: at once, from the drawer).
+    fn start_refund(
+        &mut self,
+        index: usize,
+        amount: Money,
+        reason: &str,
+        now: OffsetDateTime,
+        ids: &mut dyn IdSource,
+    ) -> Result<Vec<Queued>, SaleError> {
+        let id = ids.next_id();
+        let payment =
+            self.payments.get(index).cloned().ok_or_else(|| SaleError::Unknown(format!("no payment {index}")))?;
+        let op = match &payment.kind {
+            PaymentKind::Card { slip } => {
+                Some(Op::CardRefund { refund_id: id.clone(), transfer_id: slip.transaction_ref.clone(), amount })
             }
-            Some(PayMethod::Card) => {
-                self.state = SaleState::Paying;
-                Ok(vec![queue(Op::CardSale { amount: total })])
+            PaymentKind::MobilePay { payment_id } => {
+                Some(Op::MobilePayRefund { refund_id: id.clone(), payment_id: payment_id.clone(), amount })
             }
-            None => Err(SaleError::InvalidState { state: self.state, what: "paying without a method" }),
+            PaymentKind::Settle { tid } => Some(Op::SettleRefund { refund_id: id.clone(), tid: tid.clone(), amount }),
+            PaymentKind::Cash { .. } => None,
+        };
+        let state = if op.is_some() { RefundState::Pending } else { RefundState::Done };
+        self.refunds.push(Refund {
+            id: id.clone(),
+            payment: index as u32,
+            amount,
+            reason: reason.to_string(),
+            state,
+            at: now,
+        });
+        let mut ops: Vec<Queued> = op.into_iter().map(|op| queue(ids, op)).collect();
+        if state == RefundState::Done {
+            ops.push(queue(ids, Op::PrintSlip { copy: false, refund: Some(id) }));
+        }
+        Ok(ops)
+    }
+
+    /// When every paid part is given back, the void ends: the order is released and the sale
+    /// cancelled.
+    fn finish_void_if_done(&mut self, ids: &mut dyn IdSource) -> Vec<Queued> {
+        if self.refunds.iter().any(|r| r.state == RefundState::Pending) {
+            return Vec::new();
+        }
+        let mut ops = Vec::new();
+        if let Some(lock) = self.lock.take() {
+            let order_id = self.basket.pump_order_id().unwrap_or_default().to_string();
+            ops.push(queue(ids, Op::TokenxUnlock { order_id, lock_id: lock.lock_id }));
+        }
+        self.state = SaleState::Cancelled;
+        self.notice = Some(Notice::info("VOIDED", "The paid parts were given back and the sale cancelled."));
+        ops
+    }
+
+    /// With the lock held (or no pump order), starts the attempt.
+    fn start_attempt(&mut self, ids: &mut dyn IdSource) -> Result<Vec<Queued>, SaleError> {
+        let Some(attempt) = self.attempt.clone() else {
+            return Err(SaleError::InvalidState { state: self.state, what: "paying without a method" });
+        };
+        self.state = SaleState::Paying;
+        let amount = attempt.amount;
+        match attempt.method {
+            PayMethod::Cash { tendered } => {
+                let change = tendered.checked_sub(amount)?;
+                self.payments.push(Payment { amount, kind: PaymentKind::Cash { tendered, change } });
+                self.attempt = None;
+                self.after_payment(ids)
+            }
+            PayMethod::Card => Ok(vec![queue(ids, Op::CardSale { amount })]),
+            PayMethod::MobilePay => {
+                let order_id = ids.next_id();
+                self.set_reference(order_id.clone());
+                Ok(vec![queue(ids, Op::MobilePayPayment { amount, order_id, start: true })])
+            }
+            PayMethod::Settle => {
+                let pos_tid = ids.next_id();
+                self.set_reference(pos_tid.clone());
+                Ok(vec![queue(ids, Op::SettleScanWait { amount, pos_tid })])
+            }
         }
     }
 
+    /// The amount and `pos_tid` of the Settle attempt under way.
+    fn settle_attempt(&self, what: &'static str) -> Result<(Money, String), SaleError> {
+        match (&self.attempt, self.state) {
+            (Some(Attempt { method: PayMethod::Settle, amount, reference: Some(pos_tid), .. }), SaleState::Paying) => {
+                Ok((*amount, pos_tid.clone()))
+            }
+            _ => Err(SaleError::InvalidState { state: self.state, what }),
+        }
+    }
+
+    fn set_reference(&mut self, reference: String) {
+        if let Some(a) = &mut self.attempt {
+            a.reference = Some(reference);
+        }
+    }
+
+    /// After a part is paid: wait for the rest, or finish.
+    fn after_payment(&mut self, ids: &mut dyn IdSource) -> Result<Vec<Queued>, SaleError> {
+        let left = self.remaining()?;
+        if left.minor > 0 {
+            self.state = SaleState::Tendering;
+            self.notice =
+                Some(Notice::info("PART_PAID", format!("Part paid. Still to pay: {}.", left.display_grouped())));
+            return Ok(Vec::new());
+        }
+        Ok(self.finish_payment(ids))
+    }
+
     /// After the money is taken: report a pump order and print the slip.
-    fn finish_payment(&mut self, queue: &mut dyn FnMut(Op) -> Queued) -> Vec<Queued> {
-        self.pending = None;
+    fn finish_payment(&mut self, ids: &mut dyn IdSource) -> Vec<Queued> {
+        self.attempt = None;
         self.notice = None;
         let mut ops = Vec::new();
         match (self.basket.pump_order_id(), self.basket.fuel_amount(), &self.lock) {
@@ -617,23 +994,39 @@ impl Sale {
                         })
                     })
                     .collect();
-                ops.push(queue(Op::TokenxPayment {
-                    order_id: order_id.to_string(),
-                    lock_id: lock.lock_id.clone(),
-                    payments,
-                }));
+                let op = Op::TokenxPayment { order_id: order_id.to_string(), lock_id: lock.lock_id.clone(), payments };
+                ops.push(queue(ids, op));
                 self.state = SaleState::Paid;
             }
             _ => self.state = SaleState::Completed,
         }
-        ops.push(queue(Op::PrintSlip { copy: false }));
+        ops.push(queue(ids, Op::PrintSlip { copy: false, refund: None }));
         ops
     }
 
     fn back_to_open(&mut self) {
         self.state = SaleState::Open;
-        self.pending = None;
+        self.attempt = None;
         self.lock = None;
+    }
+}
+
+fn queue(ids: &mut dyn IdSource, op: Op) -> Queued {
+    Queued { key: ids.next_id(), op }
+}
+
+/// What the cashier reads when an attempt ends without money taken.
+fn decline_text(method: MethodKind, code: &str, message: &str) -> String {
+    match (method, code) {
+        (_, "CANCELLATION_VIA_API" | "CANCELLED") => "Payment cancelled. No money was taken.".to_string(),
+        // The payment never reached a cardholder: not a decline.
+        (_, "TERMINAL_UNREACHABLE" | "DEVICE_UNREACHABLE" | "NOT_STARTED" | "SERVICE_UNREACHABLE") => {
+            format!("{message} No money was taken; try again or take another payment method.")
+        }
+        (MethodKind::Card, _) => {
+            format!("Card declined: {message} No money was taken; ask for another card or payment method.")
+        }
+        _ => format!("Payment not completed: {message} No money was taken; try again or take another payment method."),
     }
 }
 
@@ -693,7 +1086,7 @@ mod tests {
     #[test]
     fn card_sale_of_a_pump_order_runs_lock_pay_report_receipt() {
         let (mut s, mut ids) = pump_sale();
-        let t = s.handle(SaleEvent::PayRequested { method: PayMethod::Card }, NOW, &mut ids).unwrap();
+        let t = s.handle(SaleEvent::PayRequested { method: PayMethod::Card, amount: None }, NOW, &mut ids).unwrap();
         assert_eq!(s.state, SaleState::Locking);
         assert_eq!(kinds(&t), [("k1", "tokenx_lock")]);
         assert_eq!(t.journal.kind, "pay_requested");
@@ -726,7 +1119,7 @@ mod tests {
     #[test]
     fn declined_card_unlocks_and_reopens_with_a_notice() {
         let (mut s, mut ids) = pump_sale();
-        s.handle(SaleEvent::PayRequested { method: PayMethod::Card }, NOW, &mut ids).unwrap();
+        s.handle(SaleEvent::PayRequested { method: PayMethod::Card, amount: None }, NOW, &mut ids).unwrap();
         s.handle(SaleEvent::LockGranted { lock_id: "L1".into(), expires_at: NOW }, NOW, &mut ids).unwrap();
         let t = s
             .handle(
@@ -742,7 +1135,7 @@ mod tests {
         assert_eq!(notice.code, "DECLINED");
         assert!(notice.message.contains("No money was taken"), "{}", notice.message);
         // A second attempt gets fresh keys.
-        let t = s.handle(SaleEvent::PayRequested { method: PayMethod::Card }, NOW, &mut ids).unwrap();
+        let t = s.handle(SaleEvent::PayRequested { method: PayMethod::Card, amount: None }, NOW, &mut ids).unwrap();
         assert_eq!(kinds(&t), [("k4", "tokenx_lock")]);
         assert_eq!(s.attempts, 2);
     }
@@ -750,7 +1143,7 @@ mod tests {
     #[test]
     fn lock_conflict_allows_no_payment() {
         let (mut s, mut ids) = pump_sale();
-        s.handle(SaleEvent::PayRequested { method: PayMethod::Card }, NOW, &mut ids).unwrap();
+        s.handle(SaleEvent::PayRequested { method: PayMethod::Card, amount: None }, NOW, &mut ids).unwrap();
         let t = s
             .handle(SaleEvent::LockRefused { code: "ORDER_LOCKED".into(), message: "locked".into() }, NOW, &mut ids)
             .unwrap();
@@ -771,7 +1164,7 @@ mod tests {
     #[test]
     fn unreachable_cloud_releases_a_lock_that_may_exist() {
         let (mut s, mut ids) = pump_sale();
-        s.handle(SaleEvent::PayRequested { method: PayMethod::Card }, NOW, &mut ids).unwrap();
+        s.handle(SaleEvent::PayRequested { method: PayMethod::Card, amount: None }, NOW, &mut ids).unwrap();
         let t = s
             .handle(SaleEvent::LockUnavailable { message: "timed out".into(), maybe_locked: true }, NOW, &mut ids)
             .unwrap();
@@ -779,7 +1172,7 @@ mod tests {
         assert_eq!(s.notice.as_ref().unwrap().code, "OFFLINE");
 
         let (mut s, mut ids) = pump_sale();
-        s.handle(SaleEvent::PayRequested { method: PayMethod::Card }, NOW, &mut ids).unwrap();
+        s.handle(SaleEvent::PayRequested { method: PayMethod::Card, amount: None }, NOW, &mut ids).unwrap();
         let t = s
             .handle(SaleEvent::LockUnavailable { message: "refused".into(), maybe_locked: false }, NOW, &mut ids)
             .unwrap();
@@ -789,7 +1182,7 @@ mod tests {
     #[test]
     fn late_lock_grant_is_given_back() {
         let (mut s, mut ids) = pump_sale();
-        s.handle(SaleEvent::PayRequested { method: PayMethod::Card }, NOW, &mut ids).unwrap();
+        s.handle(SaleEvent::PayRequested { method: PayMethod::Card, amount: None }, NOW, &mut ids).unwrap();
         s.handle(SaleEvent::LockUnavailable { message: "x".into(), maybe_locked: false }, NOW, &mut ids).unwrap();
         let t = s.handle(SaleEvent::LockGranted { lock_id: "L9".into(), expires_at: NOW }, NOW, &mut ids).unwrap();
         assert_eq!(t.ops[0].op, Op::TokenxUnlock { order_id: "ORD-1".into(), lock_id: "L9".into() });
@@ -800,7 +1193,7 @@ mod tests {
     fn cash_for_a_pump_order_pays_on_lock_and_gives_change() {
         let (mut s, mut ids) = pump_sale();
         let method = PayMethod::Cash { tendered: try_(140_000) };
-        s.handle(SaleEvent::PayRequested { method }, NOW, &mut ids).unwrap();
+        s.handle(SaleEvent::PayRequested { method, amount: None }, NOW, &mut ids).unwrap();
         let t = s.handle(SaleEvent::LockGranted { lock_id: "L1".into(), expires_at: NOW }, NOW, &mut ids).unwrap();
         assert_eq!(s.state, SaleState::Paid);
         assert_eq!(kinds(&t), [("k2", "tokenx_payment"), ("k3", "print_slip")]);
@@ -811,7 +1204,11 @@ mod tests {
     fn cash_short_of_the_total_is_refused_without_change() {
         let (mut s, mut ids) = pump_sale();
         let before = s.clone();
-        let err = s.handle(SaleEvent::PayRequested { method: PayMethod::Cash { tendered: try_(100) } }, NOW, &mut ids);
+        let err = s.handle(
+            SaleEvent::PayRequested { method: PayMethod::Cash { tendered: try_(100) }, amount: None },
+            NOW,
+            &mut ids,
+        );
         assert!(matches!(err, Err(SaleError::InsufficientCash { .. })));
         assert_eq!(s, before);
     }
@@ -825,14 +1222,18 @@ mod tests {
         let mut s = Sale::new(SaleId("S2".into()), basket, NOW);
         let mut ids = SequentialIds::new("k");
         let t = s
-            .handle(SaleEvent::PayRequested { method: PayMethod::Cash { tendered: try_(2000) } }, NOW, &mut ids)
+            .handle(
+                SaleEvent::PayRequested { method: PayMethod::Cash { tendered: try_(2000) }, amount: None },
+                NOW,
+                &mut ids,
+            )
             .unwrap();
         assert_eq!(s.state, SaleState::Completed);
         assert_eq!(kinds(&t), [("k1", "print_slip")]);
 
         let mut empty = Sale::new(SaleId("S3".into()), Basket::new(Currency::TRY), NOW);
         assert_eq!(
-            empty.handle(SaleEvent::PayRequested { method: PayMethod::Card }, NOW, &mut ids),
+            empty.handle(SaleEvent::PayRequested { method: PayMethod::Card, amount: None }, NOW, &mut ids),
             Err(SaleError::EmptyBasket)
         );
     }
@@ -840,11 +1241,172 @@ mod tests {
     #[test]
     fn cancel_only_when_open() {
         let (mut s, mut ids) = pump_sale();
-        s.handle(SaleEvent::PayRequested { method: PayMethod::Card }, NOW, &mut ids).unwrap();
+        s.handle(SaleEvent::PayRequested { method: PayMethod::Card, amount: None }, NOW, &mut ids).unwrap();
         assert!(s.handle(SaleEvent::CancelRequested, NOW, &mut ids).is_err());
         s.handle(SaleEvent::LockRefused { code: "ORDER_LOCKED".into(), message: String::new() }, NOW, &mut ids)
             .unwrap();
         s.handle(SaleEvent::CancelRequested, NOW, &mut ids).unwrap();
         assert_eq!(s.state, SaleState::Cancelled);
+    }
+
+    fn card(amount: i64, tr: &str) -> Payment {
+        let mut s = slip();
+        s.transaction_ref = tr.into();
+        Payment { amount: try_(amount), kind: PaymentKind::Card { slip: s } }
+    }
+
+    fn pay(
+        s: &mut Sale,
+        ids: &mut SequentialIds,
+        method: PayMethod,
+        amount: Option<i64>,
+    ) -> Result<Transition, SaleError> {
+        s.handle(SaleEvent::PayRequested { method, amount: amount.map(try_) }, NOW, ids)
+    }
+
+    #[test]
+    fn split_card_then_cash_reports_both_parts_once_fully_paid() {
+        let (mut s, mut ids) = pump_sale();
+        // 1,350.00 in all: 1,000.00 by card first.
+        pay(&mut s, &mut ids, PayMethod::Card, Some(100_000)).unwrap();
+        s.handle(SaleEvent::LockGranted { lock_id: "L1".into(), expires_at: NOW }, NOW, &mut ids).unwrap();
+        let t = s.handle(SaleEvent::PaymentApproved { payment: card(100_000, "TR1") }, NOW, &mut ids).unwrap();
+        assert!(t.ops.is_empty(), "nothing is reported before the whole total is paid");
+        assert_eq!(s.state, SaleState::Tendering);
+        assert_eq!(s.remaining().unwrap(), try_(35_000));
+        assert_eq!(s.notice.as_ref().unwrap().code, "PART_PAID");
+        // The rest in cash, without locking again.
+        let t = pay(&mut s, &mut ids, PayMethod::Cash { tendered: try_(40_000) }, None).unwrap();
+        assert_eq!(s.state, SaleState::Paid);
+        assert_eq!(kinds(&t).iter().map(|(_, k)| *k).collect::<Vec<_>>(), ["tokenx_payment", "print_slip"]);
+        match &t.ops[0].op {
+            Op::TokenxPayment { payments, .. } => {
+                let parts: Vec<(ReportedMethod, i64)> = payments.iter().map(|p| (p.method, p.amount.minor)).collect();
+                assert_eq!(parts, [(ReportedMethod::Card, 100_000), (ReportedMethod::Cash, 35_000)]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(s.payments[1].kind, PaymentKind::Cash { tendered: try_(40_000), change: try_(5_000) });
+    }
+
+    #[test]
+    fn a_failed_second_part_keeps_the_first_and_the_lock() {
+        let (mut s, mut ids) = pump_sale();
+        pay(&mut s, &mut ids, PayMethod::Card, Some(50_000)).unwrap();
+        s.handle(SaleEvent::LockGranted { lock_id: "L1".into(), expires_at: NOW }, NOW, &mut ids).unwrap();
+        s.handle(SaleEvent::PaymentApproved { payment: card(50_000, "TR1") }, NOW, &mut ids).unwrap();
+        pay(&mut s, &mut ids, PayMethod::MobilePay, None).unwrap();
+        let t = s
+            .handle(
+                SaleEvent::PaymentDeclined {
+                    code: "CancelledByUser".into(),
+                    message: "The customer cancelled.".into(),
+                },
+                NOW,
+                &mut ids,
+            )
+            .unwrap();
+        assert!(t.ops.is_empty(), "no unlock while a part is paid");
+        assert_eq!(s.state, SaleState::Tendering);
+        assert!(s.lock.is_some());
+        let n = s.notice.clone().unwrap();
+        assert!(n.message.contains("Still to pay: 850,00 TRY"), "{}", n.message);
+        // Parts must be positive and within what is left.
+        assert!(matches!(pay(&mut s, &mut ids, PayMethod::Card, Some(90_000)), Err(SaleError::BadPart { .. })));
+        assert!(matches!(pay(&mut s, &mut ids, PayMethod::Card, Some(0)), Err(SaleError::BadPart { .. })));
+    }
+
+    #[test]
+    fn app_payments_get_a_reference_before_their_first_attempt() {
+        let (mut s, mut ids) = pump_sale();
+        pay(&mut s, &mut ids, PayMethod::Settle, None).unwrap();
+        let t = s.handle(SaleEvent::LockGranted { lock_id: "L1".into(), expires_at: NOW }, NOW, &mut ids).unwrap();
+        let reference = s.attempt.as_ref().unwrap().reference.clone().unwrap();
+        assert_eq!(t.ops[0].op, Op::SettleScanWait { amount: try_(135_000), pos_tid: reference.clone() });
+        assert_eq!(t.ops[0].op.lane(), format!("settle:{reference}"));
+        let t = s.handle(SaleEvent::SettleScanned { token: "token:1".into() }, NOW, &mut ids).unwrap();
+        assert_eq!(
+            t.ops[0].op,
+            Op::SettleRequest { amount: try_(135_000), pos_tid: reference.clone(), token: "token:1".into() }
+        );
+        let t = s.handle(SaleEvent::SettleRequested { tid: "p2ybyw4tq73n".into() }, NOW, &mut ids).unwrap();
+        assert_eq!(t.ops[0].op, Op::SettleAwait { amount: try_(135_000), tid: "p2ybyw4tq73n".into() });
+        assert_eq!(s.attempt.as_ref().unwrap().provider_ref.as_deref(), Some("p2ybyw4tq73n"));
+        let t = s
+            .handle(
+                SaleEvent::PaymentDeclined { code: "5006".into(), message: "Rejected in the app.".into() },
+                NOW,
+                &mut ids,
+            )
+            .unwrap();
+        assert_eq!(t.ops[0].op.kind(), crate::OpKind::TokenxUnlock, "nothing paid: the order is released");
+        assert_eq!(s.state, SaleState::Open);
+
+        pay(&mut s, &mut ids, PayMethod::MobilePay, None).unwrap();
+        let t = s.handle(SaleEvent::LockGranted { lock_id: "L2".into(), expires_at: NOW }, NOW, &mut ids).unwrap();
+        match &t.ops[0].op {
+            Op::MobilePayPayment { order_id, start, .. } => {
+                assert!(*start);
+                assert_eq!(Some(order_id), s.attempt.as_ref().unwrap().reference.as_ref());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn paid_by_card() -> (Sale, SequentialIds) {
+        let (mut s, mut ids) = pump_sale();
+        pay(&mut s, &mut ids, PayMethod::Card, None).unwrap();
+        s.handle(SaleEvent::LockGranted { lock_id: "L1".into(), expires_at: NOW }, NOW, &mut ids).unwrap();
+        s.handle(SaleEvent::PaymentApproved { payment: card(135_000, "TR9") }, NOW, &mut ids).unwrap();
+        (s, ids)
+    }
+
+    #[test]
+    fn refunds_never_exceed_the_payment() {
+        let (mut s, mut ids) = paid_by_card();
+        let refund =
+            |amount| SaleEvent::RefundRequested { payment: 0, amount: try_(amount), reason: "wrong pump".into() };
+        let t = s.handle(refund(35_000), NOW, &mut ids).unwrap();
+        match &t.ops[0].op {
+            Op::CardRefund { transfer_id, amount, .. } => {
+                assert_eq!((transfer_id.as_str(), amount.minor), ("TR9", 35_000))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(s.refundable(0).unwrap(), try_(100_000));
+        // A full refund on top is past the original amount.
+        assert_eq!(
+            s.handle(refund(135_000), NOW, &mut ids),
+            Err(SaleError::RefundTooLarge { amount: try_(135_000), available: try_(100_000) })
+        );
+        let id = s.refunds[0].id.clone();
+        let t = s.handle(SaleEvent::RefundCompleted { refund_id: id }, NOW, &mut ids).unwrap();
+        assert!(matches!(t.ops[0].op, Op::PrintSlip { refund: Some(_), .. }), "a refund slip is printed");
+        s.handle(refund(100_000), NOW, &mut ids).unwrap();
+        assert_eq!(s.refundable(0).unwrap(), try_(0));
+        assert!(s.handle(refund(1), NOW, &mut ids).is_err());
+        // A failed refund frees its amount again.
+        let id = s.refunds[1].id.clone();
+        s.handle(SaleEvent::RefundFailed { refund_id: id, message: "closed".into() }, NOW, &mut ids).unwrap();
+        assert_eq!(s.refundable(0).unwrap(), try_(100_000));
+    }
+
+    #[test]
+    fn cancelling_a_partly_paid_sale_gives_the_parts_back_then_releases_the_order() {
+        let (mut s, mut ids) = pump_sale();
+        pay(&mut s, &mut ids, PayMethod::Cash { tendered: try_(20_000) }, Some(20_000)).unwrap();
+        s.handle(SaleEvent::LockGranted { lock_id: "L1".into(), expires_at: NOW }, NOW, &mut ids).unwrap();
+        pay(&mut s, &mut ids, PayMethod::Card, Some(50_000)).unwrap();
+        s.handle(SaleEvent::PaymentApproved { payment: card(50_000, "TR5") }, NOW, &mut ids).unwrap();
+        assert_eq!(s.state, SaleState::Tendering);
+        let t = s.handle(SaleEvent::CancelRequested, NOW, &mut ids).unwrap();
+        assert_eq!(s.state, SaleState::Voiding);
+        let kinds: Vec<&str> = t.ops.iter().map(|q| q.op.kind().as_str()).collect();
+        assert_eq!(kinds, ["print_slip", "refund"], "cash back at once, the card refunded");
+        let card_refund = s.refunds.iter().find(|r| r.state == RefundState::Pending).unwrap().id.clone();
+        let t = s.handle(SaleEvent::RefundCompleted { refund_id: card_refund }, NOW, &mut ids).unwrap();
+        assert_eq!(s.state, SaleState::Cancelled);
+        assert!(t.ops.iter().any(|q| q.op.kind() == crate::OpKind::TokenxUnlock));
+        assert_eq!(s.notice.unwrap().code, "VOIDED");
     }
 }

@@ -22,6 +22,12 @@ pub struct Config {
     pub tokenx: TokenxConfig,
     /// Finix card terminal.
     pub finix: FinixConfig,
+    /// MobilePay, when the store takes it.
+    #[serde(default)]
+    pub mobilepay: Option<MobilePayConfig>,
+    /// Settle, when the store takes it.
+    #[serde(default)]
+    pub settle: Option<SettleConfig>,
     /// Receipt printer.
     #[serde(default)]
     pub printer: PrinterConfig,
@@ -102,19 +108,65 @@ pub struct FinixConfig {
     pub device_id: String,
 }
 
+/// MobilePay settings. The access token is the keyring entry `mobilepay.access_token`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MobilePayConfig {
+    /// Base URL of the PoS API.
+    pub base_url: String,
+    /// The merchant's bio code.
+    pub bio_code: String,
+    /// This register's terminal id at MobilePay.
+    pub terminal_id: String,
+}
+
+/// Settle settings. The API secret is the keyring entry `settle.secret`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettleConfig {
+    /// Base URL of the merchant API (e.g. `https://api.settle.eu/`).
+    pub base_url: String,
+    /// Merchant id.
+    pub merchant_id: String,
+    /// API user.
+    pub api_user: String,
+    /// This register's `pos_id`.
+    pub pos_id: String,
+    /// The merchant's shortlink id (the QR codes point at it).
+    pub shortlink_id: String,
+    /// Where Kasa listens for Settle's scan callbacks (`host:port`; port 0 picks one).
+    #[serde(default = "default_callback_listen")]
+    pub callback_listen: String,
+    /// The address Settle posts scans to, when it differs from the listening address (a
+    /// public URL relayed to it).
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+fn default_callback_listen() -> String {
+    "127.0.0.1:0".into()
+}
+
 /// Where and how slips are printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrinterConfig {
-    /// `tcp` (network printer), `file` (device node or file), or `none`.
+    /// `tcp` (network printer), `file` (USB device node or file), `serial`, `spooler`
+    /// (Windows), or `none`.
     #[serde(default = "default_printer_kind")]
     pub kind: String,
     /// `host:port` for `tcp`.
     #[serde(default)]
     pub address: Option<String>,
-    /// Path for `file`, e.g. `/dev/usb/lp0`.
+    /// Path for `file` (e.g. `/dev/usb/lp0`) or `serial` (e.g. `/dev/ttyUSB0`, `COM3`).
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// Baud rate for `serial`.
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// The installed printer's name for `spooler`.
+    #[serde(default)]
+    pub name: Option<String>,
     /// Model id: `epson-tm`, `generic-58` or `star`.
     #[serde(default = "default_model")]
     pub model: String,
@@ -138,6 +190,8 @@ impl Default for PrinterConfig {
             kind: default_printer_kind(),
             address: None,
             path: None,
+            baud: default_baud(),
+            name: None,
             model: default_model(),
             code_page: default_page(),
             page_number: None,
@@ -169,6 +223,9 @@ fn default_sync_ms() -> u64 {
 }
 fn default_printer_kind() -> String {
     "none".into()
+}
+fn default_baud() -> u32 {
+    9600
 }
 fn default_model() -> String {
     "epson-tm".into()
@@ -226,22 +283,36 @@ impl Config {
     /// Checks values the types can't.
     pub fn check(&self) -> Result<(), ConfigError> {
         self.currency()?;
-        for url in [&self.tokenx.base_url, &self.finix.base_url] {
+        let mut urls = vec![&self.tokenx.base_url, &self.finix.base_url];
+        urls.extend(self.mobilepay.as_ref().map(|m| &m.base_url));
+        urls.extend(self.settle.as_ref().map(|s| &s.base_url));
+        for url in urls {
             kasa_connect::base_url(url).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        if let Some(s) = &self.settle
+            && s.callback_listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "settle.callback_listen '{}' is not host:port (e.g. 127.0.0.1:8085)",
+                s.callback_listen
+            )));
         }
         if self.tokenx.terminal_id.trim().is_empty() {
             return Err(ConfigError::Invalid("tokenx.terminal_id is empty".into()));
         }
-        match self.printer.kind.as_str() {
+        let p = &self.printer;
+        let missing = |what: &str| Err(ConfigError::Invalid(format!("printer.kind = \"{}\" needs {what}", p.kind)));
+        match p.kind.as_str() {
             "none" => {}
-            "tcp" if self.printer.address.is_some() => {}
-            "file" if self.printer.path.is_some() => {}
-            "tcp" => {
-                return Err(ConfigError::Invalid("printer.kind = \"tcp\" needs printer.address (host:9100)".into()));
-            }
-            "file" => return Err(ConfigError::Invalid("printer.kind = \"file\" needs printer.path".into())),
+            "tcp" if p.address.is_none() => return missing("printer.address (host:9100)"),
+            "file" if p.path.is_none() => return missing("printer.path (e.g. /dev/usb/lp0)"),
+            "serial" if p.path.is_none() => return missing("printer.path (e.g. /dev/ttyUSB0) and printer.baud"),
+            "spooler" if p.name.is_none() => return missing("printer.name (the printer's name in Windows)"),
+            "tcp" | "file" | "serial" | "spooler" => {}
             other => {
-                return Err(ConfigError::Invalid(format!("printer.kind '{other}' is unknown; use tcp, file or none")));
+                return Err(ConfigError::Invalid(format!(
+                    "printer.kind '{other}' is unknown; use tcp, file, serial, spooler or none"
+                )));
             }
         }
         if kasa_print::Model::by_id(&self.printer.model).is_none() {
@@ -296,6 +367,8 @@ impl Config {
     pub fn local(data_dir: PathBuf, tokenx_url: &str, finix_url: &str, printer_addr: Option<String>) -> Config {
         Config {
             data_dir,
+            mobilepay: None,
+            settle: None,
             currency: default_currency(),
             tokenx: TokenxConfig {
                 base_url: tokenx_url.to_string(),
@@ -320,11 +393,32 @@ impl Config {
         }
     }
 
+    /// Adds the sandbox's demo MobilePay and Settle identities at these URLs.
+    pub fn with_local_apps(mut self, mobilepay_url: Option<&str>, settle_url: Option<&str>) -> Config {
+        self.mobilepay = mobilepay_url.map(|u| MobilePayConfig {
+            base_url: u.to_string(),
+            bio_code: "KASA-BIO-0001".into(),
+            terminal_id: "KASA-LANE-1".into(),
+        });
+        self.settle = settle_url.map(|u| SettleConfig {
+            base_url: u.to_string(),
+            merchant_id: "kasademo".into(),
+            api_user: "kasa-pos".into(),
+            pos_id: "kasa-register-1".into(),
+            shortlink_id: "kAsA7d".into(),
+            callback_listen: default_callback_listen(),
+            callback_url: None,
+        });
+        self
+    }
+
     /// The secrets of the sandbox's demo identities.
     pub fn local_secrets() -> crate::MemoryCredentials {
         crate::MemoryCredentials::with(&[
             (crate::credentials::TOKENX_CLIENT_SECRET, "demo-secret"),
             (crate::credentials::FINIX_PASSWORD, "demo-finix-password"),
+            (crate::credentials::MOBILEPAY_ACCESS_TOKEN, "mp-demo-access-token"),
+            (crate::credentials::SETTLE_SECRET, "demo-settle-secret"),
         ])
     }
 

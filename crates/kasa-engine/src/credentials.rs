@@ -1,6 +1,7 @@
 //! Secrets: one interface, backed by the OS keyring in production and by memory in demo mode.
 //!
-//! Names are `tokenx.client_secret` and `finix.password`. Secrets never go to the database,
+//! Names are `tokenx.client_secret`, `finix.password`, `mobilepay.access_token` and
+//! `settle.secret` (the last two only when those methods are configured). Secrets never go to the database,
 //! the configuration file or the logs.
 
 use std::collections::HashMap;
@@ -9,11 +10,15 @@ use std::sync::Mutex;
 use kasa_connect::Secret;
 
 /// The secrets Kasa uses.
-pub const NAMES: &[&str] = &[TOKENX_CLIENT_SECRET, FINIX_PASSWORD];
+pub const NAMES: &[&str] = &[TOKENX_CLIENT_SECRET, FINIX_PASSWORD, MOBILEPAY_ACCESS_TOKEN, SETTLE_SECRET];
 /// Token X OAuth client secret.
 pub const TOKENX_CLIENT_SECRET: &str = "tokenx.client_secret";
 /// Finix API password.
 pub const FINIX_PASSWORD: &str = "finix.password";
+/// MobilePay long-lived access token.
+pub const MOBILEPAY_ACCESS_TOKEN: &str = "mobilepay.access_token";
+/// Settle API secret.
+pub const SETTLE_SECRET: &str = "settle.secret";
 
 /// Why a secret could not be read or stored.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +27,9 @@ pub enum CredentialError {
     #[error("secret '{0}' is not set; set it with: kasa secrets set {0}  (the value is read from standard input)")]
     Missing(String),
     /// Not a name Kasa uses.
-    #[error("'{0}' is not a secret Kasa uses; known names: tokenx.client_secret, finix.password")]
+    #[error(
+        "'{0}' is not a secret Kasa uses; known names: tokenx.client_secret, finix.password, mobilepay.access_token, settle.secret"
+    )]
     UnknownName(String),
     /// The keyring can't be used.
     #[error(

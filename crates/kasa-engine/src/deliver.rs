@@ -133,7 +133,18 @@ async fn perform(engine: &Engine, row: &OutboxRow) -> Delivery {
         }
         Op::CardSale { amount } => card_sale(engine, row, *amount).await,
         Op::CardLookup { amount, idempotency_id } => card_lookup(engine, *amount, idempotency_id).await,
-        Op::PrintSlip { copy } => print(engine, row, *copy).await,
+        Op::MobilePayPayment { amount, order_id, start } => {
+            crate::mobilepay::payment(engine, *amount, order_id, *start).await
+        }
+        Op::SettleScanWait { pos_tid, .. } => crate::apps::settle_scan_wait(engine, pos_tid).await,
+        Op::SettleRequest { amount, pos_tid, token } => {
+            crate::apps::settle_request(engine, *amount, pos_tid, token).await
+        }
+        Op::SettleAwait { amount, tid } => crate::apps::settle_await(engine, *amount, tid).await,
+        Op::CardRefund { .. } | Op::MobilePayRefund { .. } | Op::SettleRefund { .. } => {
+            crate::apps::refund(engine, row).await
+        }
+        Op::PrintSlip { copy, refund } => print(engine, row, *copy, refund.as_deref()).await,
     }
 }
 
@@ -250,7 +261,7 @@ async fn card_lookup(engine: &Engine, amount: Money, idempotency_id: &str) -> De
     }
 }
 
-async fn print(engine: &Engine, row: &OutboxRow, copy: bool) -> Delivery {
+async fn print(engine: &Engine, row: &OutboxRow, copy: bool, refund: Option<&str>) -> Delivery {
     let Some(printer) = engine.inner.printer.clone() else {
         return done(None, LockChange::None);
     };
@@ -259,12 +270,27 @@ async fn print(engine: &Engine, row: &OutboxRow, copy: bool) -> Delivery {
         Ok(s) => s,
         Err(e) => return Delivery::Park { reason: e.message, event: None },
     };
-    let slip = match Slip::from_sale(&sale, &engine.inner.config.store, copy) {
+    let store = &engine.inner.config.store;
+    let (slip, cash) = match refund {
+        Some(id) => {
+            let Some(r) = sale.refunds.iter().find(|r| r.id == id) else {
+                return Delivery::Park { reason: format!("no refund {id} in sale {sale_id}"), event: None };
+            };
+            let cash =
+                sale.payments.get(r.payment as usize).is_some_and(|p| matches!(p.kind, PaymentKind::Cash { .. }));
+            (Slip::from_refund(&sale, r, store), cash)
+        }
+        None => (
+            Slip::from_sale(&sale, store, copy),
+            sale.payments.iter().any(|p| matches!(p.kind, PaymentKind::Cash { .. })),
+        ),
+    };
+    let slip = match slip {
         Ok(s) => s,
         Err(e) => return Delivery::Park { reason: e.to_string(), event: None },
     };
     let mut setup = printer.setup;
-    let cash = sale.payments.iter().any(|p| matches!(p.kind, PaymentKind::Cash { .. }));
+    // The drawer opens for cash taken or given back, never for a copy.
     setup.open_drawer = cash && !copy && engine.inner.config.printer.open_drawer_on_cash;
     let blocks = kasa_print::layout::layout(&slip, printer.width);
     let bytes = match kasa_print::escpos::render(&blocks, &setup) {
@@ -279,7 +305,8 @@ async fn print(engine: &Engine, row: &OutboxRow, copy: bool) -> Delivery {
             done(None, LockChange::None)
         }
         Ok(Err(e)) => {
-            engine.set_printer_problem(Some(e.to_string()));
+            // The cashier is told; the slip stays queued and prints once the printer is back.
+            engine.set_printer_problem(Some(format!("Printer: {e}")));
             if e.is_transient() {
                 Delivery::Retry { error: e.to_string(), maybe_applied: false }
             } else {

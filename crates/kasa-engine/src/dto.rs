@@ -4,7 +4,8 @@
 //! `ui/src/bindings/` and a test fails when the committed files are stale.
 
 use kasa_core::{
-    Line, Money, Notice, OrderSummary, Payment, PaymentKind, PumpOrder, ReceiptInfo, Sale, SaleState, ShopItem,
+    Line, MethodKind, Money, Notice, OrderSummary, Payment, PaymentKind, PumpOrder, ReceiptInfo, Refund, Sale,
+    SaleState, ShopItem,
 };
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -28,6 +29,14 @@ pub struct SaleView {
     pub total: Money,
     /// Payments taken.
     pub payments: Vec<Payment>,
+    /// Paid so far.
+    pub paid: Money,
+    /// Left to pay.
+    pub remaining: Money,
+    /// The payment attempt under way.
+    pub attempt: Option<AttemptView>,
+    /// Money given back.
+    pub refunds: Vec<Refund>,
     /// Change to hand back, for cash.
     pub change: Option<Money>,
     /// The last notice for the cashier.
@@ -40,13 +49,49 @@ pub struct SaleView {
     pub slip_text: Option<String>,
 }
 
+/// A payment attempt as the cashier sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct AttemptView {
+    /// Method.
+    pub method: MethodKind,
+    /// The part paid by this attempt.
+    pub amount: Money,
+    /// Text of the QR code the customer scans, for app and QR payments.
+    pub qr: Option<String>,
+    /// That QR code as an SVG image.
+    pub qr_svg: Option<String>,
+}
+
+/// An SVG picture of a QR code holding `data`.
+pub fn qr_svg(data: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(data.as_bytes()).ok()?;
+    let width = code.width();
+    let colors = code.to_colors();
+    let quiet = 4;
+    let size = width + 2 * quiet;
+    let mut path = String::new();
+    for (i, c) in colors.iter().enumerate() {
+        if *c == qrcode::Color::Dark {
+            let (x, y) = (i % width + quiet, i / width + quiet);
+            path.push_str(&format!("M{x} {y}h1v1h-1z"));
+        }
+    }
+    Some(format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {size} {size}\" shape-rendering=\"crispEdges\">\
+         <rect width=\"{size}\" height=\"{size}\" fill=\"#fff\"/><path d=\"{path}\" fill=\"#000\"/></svg>"
+    ))
+}
+
 impl SaleView {
     /// The view of a sale; `slip_text` is the rendered slip when paid.
     pub fn new(sale: &Sale, slip_text: Option<String>) -> SaleView {
         let change = sale.payments.iter().find_map(|p| match p.kind {
             PaymentKind::Cash { change, .. } => Some(change),
-            PaymentKind::Card { .. } => None,
+            _ => None,
         });
+        let zero = Money::zero(sale.basket.currency);
         SaleView {
             id: sale.id.0.clone(),
             state: sale.state,
@@ -55,6 +100,15 @@ impl SaleView {
             lines: sale.basket.lines.clone(),
             total: sale.total().unwrap_or(Money::zero(sale.basket.currency)),
             payments: sale.payments.clone(),
+            paid: sale.paid().unwrap_or(zero),
+            remaining: sale.remaining().unwrap_or(zero),
+            attempt: sale.attempt.as_ref().map(|a| AttemptView {
+                method: a.method.kind(),
+                amount: a.amount,
+                qr: None,
+                qr_svg: None,
+            }),
+            refunds: sale.refunds.clone(),
             change,
             notice: sale.notice.clone(),
             receipt: sale.receipt.clone(),
@@ -90,6 +144,8 @@ pub struct StatusView {
     pub demo: bool,
     /// What start-up recovery did, for the cashier to read.
     pub recovery: Vec<String>,
+    /// Payment methods this register offers.
+    pub methods: Vec<MethodKind>,
 }
 
 /// Something the screens should react to.
@@ -105,7 +161,7 @@ pub enum EngineEvent {
     /// A sale changed.
     SaleChanged {
         /// The sale.
-        sale: SaleView,
+        sale: Box<SaleView>,
     },
     /// Connectivity, queue or printer state changed.
     StatusChanged {
@@ -184,6 +240,7 @@ pub fn typescript_bindings() -> String {
     }
     emit!(
         crate::manager::QueueItem,
+        AttemptView,
         SaleView,
         StatusView,
         EngineEvent,
@@ -206,6 +263,9 @@ pub fn typescript_bindings() -> String {
         kasa_core::CardSlip,
         kasa_core::PayMethod,
         kasa_core::Notice,
+        kasa_core::MethodKind,
+        kasa_core::Refund,
+        kasa_core::RefundState,
         kasa_core::NoticeLevel,
         kasa_core::SaleState
     );

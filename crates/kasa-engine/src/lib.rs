@@ -12,6 +12,7 @@
 //!
 //! Nothing is sent before it is durable, and every outcome is durable before it is acted on.
 
+mod apps;
 pub mod config;
 pub mod credentials;
 mod deliver;
@@ -21,7 +22,9 @@ mod dispatch;
 pub mod dto;
 pub mod failpoint;
 pub mod manager;
+mod mobilepay;
 mod recovery;
+mod scans;
 mod sync;
 
 use std::path::Path;
@@ -34,8 +37,8 @@ use kasa_connect::{ConnectError, Secret, base_url, http_client};
 use kasa_core::journal::{JournalRecord, Verification};
 use kasa_core::op::{Op, Queued};
 use kasa_core::{
-    Basket, IdSource, OrderStatus, OrderSummary, PayMethod, PumpOrder, Sale, SaleError, SaleEvent, SaleId, SaleState,
-    ShopItem, Transition,
+    Basket, IdSource, MethodKind, Money, OrderStatus, OrderSummary, PayMethod, PumpOrder, Sale, SaleError, SaleEvent,
+    SaleId, SaleState, ShopItem, Transition,
 };
 use kasa_print::escpos::Setup;
 use kasa_print::{Model, Slip};
@@ -88,6 +91,13 @@ struct Inner {
     store: Arc<Store>,
     tokenx: TokenxClient,
     finix: FinixClient,
+    mobilepay: Option<kasa_connect::mobilepay::MobilePayClient>,
+    settle: Option<kasa_connect::settle::SettleClient>,
+    scans: scans::ScanBoard,
+    /// MobilePay payment ids by Kasa's `orderId`, learnt while delivering (for a cancel).
+    mobilepay_ids: Mutex<std::collections::HashMap<String, String>>,
+    /// The MobilePay terminal's QR code link.
+    mobilepay_qr: Mutex<Option<String>>,
     printer: Option<PrinterSetup>,
     catalog: Vec<ShopItem>,
     events: broadcast::Sender<EngineEvent>,
@@ -200,7 +210,7 @@ impl Engine {
             },
         );
         let finix = FinixClient::new(
-            http,
+            http.clone(),
             FinixSettings {
                 base_url: url(&config.finix.base_url)?,
                 username: config.finix.username.clone(),
@@ -211,12 +221,46 @@ impl Engine {
         );
         let printer = printer_setup(&config)?;
         let catalog = config.shop_items().map_err(|e| setup(e.to_string()))?;
+        let mobilepay = match &config.mobilepay {
+            Some(m) => Some(kasa_connect::mobilepay::MobilePayClient::new(
+                http.clone(),
+                kasa_connect::mobilepay::MobilePaySettings {
+                    base_url: url(&m.base_url)?,
+                    bio_code: m.bio_code.clone(),
+                    access_token: secret(credentials::MOBILEPAY_ACCESS_TOKEN)?,
+                    terminal_id: m.terminal_id.clone(),
+                    pos_id: None,
+                    timeout: Duration::from_secs(10),
+                },
+            )),
+            None => None,
+        };
+        let settle = match &config.settle {
+            Some(c) => Some(kasa_connect::settle::SettleClient::new(
+                http.clone(),
+                kasa_connect::settle::SettleSettings {
+                    base_url: url(&c.base_url)?,
+                    merchant_id: c.merchant_id.clone(),
+                    api_user: c.api_user.clone(),
+                    secret: secret(credentials::SETTLE_SECRET)?,
+                    pos_id: c.pos_id.clone(),
+                    shortlink_id: c.shortlink_id.clone(),
+                    timeout: Duration::from_secs(10),
+                },
+            )),
+            None => None,
+        };
         let (events, _) = broadcast::channel(256);
         let inner = Arc::new(Inner {
             config,
             store: Arc::new(store),
             tokenx,
             finix,
+            mobilepay,
+            settle,
+            scans: scans::ScanBoard::default(),
+            mobilepay_ids: Mutex::new(std::collections::HashMap::new()),
+            mobilepay_qr: Mutex::new(None),
             printer,
             catalog,
             events,
@@ -237,6 +281,35 @@ impl Engine {
         }
         engine.inner.live.lock().unwrap_or_else(|e| e.into_inner()).recovery = recovered;
         engine.refresh_queue_counts().await;
+        if let Some(c) = &engine.inner.config.settle {
+            let (addr, task) =
+                scans::serve(&c.callback_listen, engine.inner.scans.clone(), engine.inner.shutdown.subscribe())
+                    .await
+                    .map_err(|e| setup(format!("cannot listen for Settle callbacks on {}: {e}", c.callback_listen)))?;
+            let callback = c.callback_url.clone().unwrap_or_else(|| format!("http://{addr}/settle/callback"));
+            engine.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(task);
+            let e2 = engine.clone();
+            // Point the shortlink at this register; retried until Settle answers.
+            let t = tokio::spawn(async move {
+                let mut shutdown = e2.inner.shutdown.subscribe();
+                while let Some(settle) = &e2.inner.settle {
+                    match settle.set_callback(&callback).await {
+                        Ok(()) => break,
+                        Err(err) => tracing::warn!(error = %err, "could not register the Settle callback; will retry"),
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                }
+            });
+            engine.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(t);
+        }
+        if engine.inner.mobilepay.is_some() {
+            let e2 = engine.clone();
+            let t = tokio::spawn(async move { mobilepay::load_terminal_qr(&e2).await });
+            engine.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(t);
+        }
         let d = tokio::spawn(dispatch::run(engine.clone()));
         let s = tokio::spawn(sync::run(engine.clone()));
         engine.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).extend([d, s]);
@@ -380,33 +453,186 @@ impl Engine {
         Ok(self.view(&sale))
     }
 
-    /// Starts taking payment. Returns at once with the sale locking or paying (or done, for
-    /// cash without a pump order); follow it with [`Engine::wait_settled`] or the events.
+    /// Starts taking payment of the whole remainder. Returns at once with the sale locking or
+    /// paying (or done, for cash without a pump order); follow it with
+    /// [`Engine::wait_settled`] or the events.
     pub async fn pay(&self, sale_id: &str, method: PayMethod) -> Result<SaleView, ApiError> {
-        let sale = self.apply(sale_id, SaleEvent::PayRequested { method }).await?;
+        self.pay_part(sale_id, method, None).await
+    }
+
+    /// Starts taking payment of `amount` of what is left (a split payment), or all of it.
+    pub async fn pay_part(
+        &self,
+        sale_id: &str,
+        method: PayMethod,
+        amount: Option<Money>,
+    ) -> Result<SaleView, ApiError> {
+        if !self.methods().contains(&method.kind()) {
+            return Err(ApiError::new(ErrorCode::Setup, "This payment method is not set up on this register."));
+        }
+        let sale = self.apply(sale_id, SaleEvent::PayRequested { method, amount }).await?;
         Ok(self.view(&sale))
     }
 
-    /// Cancels the card payment waiting at the terminal. The sale reopens when the terminal
-    /// confirms; no money is taken.
+    /// The payment methods this register offers.
+    pub fn methods(&self) -> Vec<MethodKind> {
+        let mut m = vec![MethodKind::Card, MethodKind::Cash];
+        if self.inner.mobilepay.is_some() {
+            m.push(MethodKind::MobilePay);
+        }
+        if self.inner.settle.is_some() {
+            m.push(MethodKind::Settle);
+        }
+        m
+    }
+
+    /// Cancels the payment attempt under way (card at the terminal, app or QR payment). The
+    /// sale goes back to waiting for payment when the provider confirms; no money is taken.
     pub async fn cancel_payment(&self, sale_id: &str) -> Result<(), ApiError> {
         let sale = self.sale(sale_id).await?;
-        if sale.state != SaleState::Paying {
-            return Err(ApiError::new(ErrorCode::InvalidState, "There is no card payment to cancel."));
-        }
-        match self.inner.finix.cancel(&self.inner.config.finix.device_id).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.status() == Some(422) => {
-                Err(ApiError::new(ErrorCode::InvalidState, "The terminal has no payment in progress to cancel."))
-            }
-            Err(e) => Err(connect_error(&e)),
+        let attempt = match (&sale.attempt, sale.state) {
+            (Some(a), SaleState::Paying) => a.clone(),
+            _ => return Err(ApiError::new(ErrorCode::InvalidState, "There is no payment under way to cancel.")),
+        };
+        match attempt.method.kind() {
+            MethodKind::Card => match self.inner.finix.cancel(&self.inner.config.finix.device_id).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.status() == Some(422) => {
+                    Err(ApiError::new(ErrorCode::InvalidState, "The terminal has no payment in progress to cancel."))
+                }
+                Err(e) => Err(connect_error(&e)),
+            },
+            MethodKind::Settle => match (&attempt.provider_ref, &self.inner.settle) {
+                (Some(tid), Some(settle)) => settle.abort(tid).await.map_err(|e| connect_error(&e)),
+                _ => {
+                    let pos_tid = attempt.reference.unwrap_or_default();
+                    self.inner.scans.signal(&pos_tid, scans::ScanSignal::Cancelled);
+                    Ok(())
+                }
+            },
+            MethodKind::MobilePay => mobilepay::cancel(self, attempt.reference.as_deref().unwrap_or_default()).await,
+            MethodKind::Cash => Err(ApiError::new(ErrorCode::InvalidState, "A cash payment has nothing to cancel.")),
         }
     }
 
-    /// Abandons an open sale.
+    /// Abandons a sale: an open one at once; one partly paid after giving the paid parts back.
     pub async fn cancel_sale(&self, sale_id: &str) -> Result<SaleView, ApiError> {
         let sale = self.apply(sale_id, SaleEvent::CancelRequested).await?;
         Ok(self.view(&sale))
+    }
+
+    /// Gives back `amount` of payment `payment` of a paid sale, through the method it was paid
+    /// by (manager PIN). Never more than the payment took.
+    pub async fn refund(
+        &self,
+        sale_id: &str,
+        payment: u32,
+        amount: Money,
+        pin: &str,
+        reason: &str,
+    ) -> Result<SaleView, ApiError> {
+        if reason.trim().len() < 3 {
+            return Err(ApiError::new(ErrorCode::BadInput, "Say why the money is given back."));
+        }
+        self.check_pin(pin).await?;
+        let event = SaleEvent::RefundRequested { payment, amount, reason: reason.trim().to_string() };
+        let sale = self.apply(sale_id, event).await?;
+        Ok(self.view(&sale))
+    }
+
+    /// The paper is back (or the cover closed): print what waits for the printer now.
+    pub async fn retry_printer(&self) -> Result<(), ApiError> {
+        let at = now();
+        self.db(move |s| Ok(s.write(|tx| tx.outbox_due_now("printer", at))?)).await?;
+        self.inner.dispatch_kick.notify_one();
+        Ok(())
+    }
+
+    /// Asks the printer for its status (paper, cover, online); `None` when it does not answer
+    /// status requests or no printer is set up.
+    pub async fn printer_status(&self) -> Result<Option<kasa_print::driver::PrinterStatus>, ApiError> {
+        let Some(p) = self.inner.printer.clone() else { return Ok(None) };
+        let result = tokio::task::spawn_blocking(move || kasa_print::driver::status(&p.target, Default::default()))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        match result {
+            Ok(status) => Ok(status),
+            Err(e) => Err(ApiError::new(ErrorCode::Offline, e.to_string())),
+        }
+    }
+
+    /// Opens the cash drawer (manager PIN); journaled.
+    pub async fn open_drawer(&self, pin: &str) -> Result<(), ApiError> {
+        self.check_pin(pin).await?;
+        let p = self.inner.printer.clone().ok_or_else(|| {
+            ApiError::new(ErrorCode::Setup, "No printer is set up: the drawer hangs off the printer.")
+        })?;
+        let sent = tokio::task::spawn_blocking(move || {
+            kasa_print::driver::send(&p.target, &kasa_print::escpos::drawer_only(), Default::default())
+        })
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        sent.map_err(|e| ApiError::new(ErrorCode::Offline, e.to_string()))?;
+        let at = now();
+        self.db(move |s| {
+            let rec = JournalRecord { sale_id: None, kind: "drawer_opened".into(), data: serde_json::json!({}) };
+            Ok(s.write(|tx| tx.append_journal(&rec, at))?)
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// A paid sale's slip (or, with `refund`, a refund's slip) as a PDF.
+    pub async fn slip_pdf(
+        &self,
+        sale_id: &str,
+        paper: kasa_print::pdf::Paper,
+        copy: bool,
+    ) -> Result<Vec<u8>, ApiError> {
+        let sale = self.sale(sale_id).await?;
+        if !sale.state.is_paid() {
+            return Err(ApiError::new(ErrorCode::InvalidState, "Only a paid sale has a slip."));
+        }
+        let slip = Slip::from_sale(&sale, &self.inner.config.store, copy)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        let blocks = kasa_print::layout::layout(&slip, self.slip_width());
+        kasa_print::pdf::render_pdf(&blocks, paper).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+    }
+
+    /// Writes a paid sale's slip as a PDF into the data directory's `slips/` folder (for
+    /// e-mailing or archiving); returns the file.
+    pub async fn export_slip_pdf(
+        &self,
+        sale_id: &str,
+        paper: kasa_print::pdf::Paper,
+    ) -> Result<std::path::PathBuf, ApiError> {
+        let pdf = self.slip_pdf(sale_id, paper, true).await?;
+        let dir = self.inner.config.data_dir.join("slips");
+        let path = dir.join(format!("{sale_id}.pdf"));
+        let p2 = path.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&p2, pdf)
+        })
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+        .map_err(|e| ApiError::new(ErrorCode::Setup, format!("cannot write {}: {e}", path.display())))?;
+        Ok(path)
+    }
+
+    /// A picture of the slip as the printer prints it (PNG), for the on-screen preview.
+    pub async fn slip_png(&self, sale_id: &str) -> Result<Vec<u8>, ApiError> {
+        let sale = self.sale(sale_id).await?;
+        let mut slip = Slip::from_sale(&sale, &self.inner.config.store, false)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        slip.receipt = None;
+        let width = self.slip_width();
+        let blocks = kasa_print::layout::layout(&slip, width);
+        Ok(kasa_print::raster::render_png(&blocks, width))
+    }
+
+    fn slip_width(&self) -> kasa_print::Width {
+        self.inner.printer.as_ref().map(|p| p.width).unwrap_or(self.inner.config.printer.width)
     }
 
     /// Queues a copy of the slip of a paid sale.
@@ -419,7 +645,7 @@ impl Engine {
                 if !sale.state.is_paid() {
                     return Err(StepError::Api(ApiError::new(ErrorCode::InvalidState, "Only a paid sale has a slip.")));
                 }
-                let q = Queued { key: UuidIds.next_id(), op: Op::PrintSlip { copy: true } };
+                let q = Queued { key: UuidIds.next_id(), op: Op::PrintSlip { copy: true, refund: None } };
                 tx.enqueue(Some(&id), &q, at)?;
                 let rec = JournalRecord {
                     sale_id: Some(id.clone()),
@@ -433,6 +659,12 @@ impl Engine {
         .await?;
         self.inner.dispatch_kick.notify_one();
         Ok(())
+    }
+
+    /// The newest sales, newest first (for the manager's sales list).
+    pub async fn recent_sales(&self, limit: u32) -> Result<Vec<SaleView>, ApiError> {
+        let sales = self.db(move |s| Ok(s.recent_sales(limit)?)).await?;
+        Ok(sales.iter().map(|s| self.view(s)).collect())
     }
 
     /// One sale.
@@ -487,6 +719,7 @@ impl Engine {
             printer_problem: live.printer_problem.clone(),
             demo: self.inner.demo,
             recovery: live.recovery.clone(),
+            methods: self.methods(),
         }
     }
 
@@ -534,12 +767,25 @@ impl Engine {
             self.inner.dispatch_kick.notify_one();
         }
         self.inner.changes.send_modify(|n| *n += 1);
-        let _ = self.inner.events.send(EngineEvent::SaleChanged { sale: self.view(sale) });
+        let _ = self.inner.events.send(EngineEvent::SaleChanged { sale: Box::new(self.view(sale)) });
     }
 
     fn view(&self, sale: &Sale) -> SaleView {
         let slip = sale.state.is_paid().then(|| self.slip_text(sale)).flatten();
-        SaleView::new(sale, slip)
+        let mut view = SaleView::new(sale, slip);
+        if let (Some(a), Some(v)) = (&sale.attempt, &mut view.attempt) {
+            v.qr = match a.method.kind() {
+                MethodKind::Settle => a
+                    .reference
+                    .as_deref()
+                    .zip(self.inner.settle.as_ref())
+                    .map(|(pos_tid, settle)| settle.qr_url(pos_tid)),
+                MethodKind::MobilePay => mobilepay::terminal_qr(self),
+                _ => None,
+            };
+            v.qr_svg = v.qr.as_deref().and_then(dto::qr_svg);
+        }
+        view
     }
 
     /// The slip as it was printed at payment: the pump's receipt, which arrives later, is
@@ -547,7 +793,7 @@ impl Engine {
     fn slip_text(&self, sale: &Sale) -> Option<String> {
         let mut slip = Slip::from_sale(sale, &self.inner.config.store, false).ok()?;
         slip.receipt = None;
-        let width = self.inner.printer.as_ref().map(|p| p.width).unwrap_or(self.inner.config.printer.width);
+        let width = self.slip_width();
         let blocks = kasa_print::layout::layout(&slip, width);
         // Show what the printer will print: the text as its code page can render it.
         let page = self.inner.config.printer.code_page;
@@ -632,6 +878,8 @@ fn printer_setup(config: &Config) -> Result<Option<PrinterSetup>, ApiError> {
     let target = match p.kind.as_str() {
         "tcp" => Target::Tcp(p.address.clone().unwrap_or_default()),
         "file" => Target::File(p.path.clone().unwrap_or_default()),
+        "serial" => Target::Serial { path: p.path.clone().unwrap_or_default().display().to_string(), baud: p.baud },
+        "spooler" => Target::Spooler(p.name.clone().unwrap_or_default()),
         _ => return Ok(None),
     };
     let model = Model::by_id(&p.model)

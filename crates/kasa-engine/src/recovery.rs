@@ -44,6 +44,33 @@ pub(crate) fn recover(tx: &Tx<'_>, at: OffsetDateTime) -> Result<Vec<String>, St
     }
 
     for sale in tx.sales_in(&[SaleState::Paying])? {
+        // An app payment is resumed, never started again: found by the orderId chosen before.
+        for row in tx.outbox_pending_of(&sale.id.0, "mobilepay_payment")? {
+            let Op::MobilePayPayment { amount, order_id, start: true } = row.op else { continue };
+            tx.outbox_abandon(row.id, "replaced at start-up by resuming the same MobilePay payment", at)?;
+            let resume = Queued { key: UuidIds.next_id(), op: Op::MobilePayPayment { amount, order_id, start: false } };
+            tx.enqueue(Some(&sale.id.0), &resume, at)?;
+            done.push(format!(
+                "Sale {}: the register restarted during a MobilePay payment of {}; it is being followed up, not started again.",
+                short(&sale.id.0),
+                amount.display_grouped()
+            ));
+        }
+        // A Settle QR code nobody had scanned yet: no payment can exist, the attempt ends.
+        for row in tx.outbox_pending_of(&sale.id.0, "settle_payment")? {
+            if let Op::SettleScanWait { .. } = row.op {
+                tx.outbox_abandon(row.id, "abandoned at start-up: no scan had arrived", at)?;
+                let event = SaleEvent::PaymentDeclined {
+                    code: "NOT_STARTED".into(),
+                    message: "The register restarted before the customer scanned the QR code.".into(),
+                };
+                apply_outcome(tx, &sale.id.0, event, at)?;
+                done.push(format!(
+                    "Sale {}: the Settle QR code was not scanned before the restart; take payment again.",
+                    short(&sale.id.0)
+                ));
+            }
+        }
         for row in tx.outbox_pending_of(&sale.id.0, "card_sale")? {
             let Op::CardSale { amount } = row.op else { continue };
             tx.outbox_abandon(row.id, "replaced at start-up by a lookup of its outcome", at)?;
@@ -60,7 +87,10 @@ pub(crate) fn recover(tx: &Tx<'_>, at: OffsetDateTime) -> Result<Vec<String>, St
 
     for lock in tx.locks()? {
         let live = match tx.sale(&lock.sale_id) {
-            Ok(s) => matches!(s.state, SaleState::Locking | SaleState::Paying | SaleState::Paid),
+            Ok(s) => matches!(
+                s.state,
+                SaleState::Locking | SaleState::Paying | SaleState::Tendering | SaleState::Voiding | SaleState::Paid
+            ),
             Err(StoreError::NotFound(_)) => false,
             Err(e) => return Err(e.into()),
         };

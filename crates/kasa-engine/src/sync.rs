@@ -15,6 +15,7 @@ pub(crate) async fn run(engine: Engine) {
     let interval = Duration::from_millis(engine.inner.config.sync_interval_ms.max(100));
     let mut last = None;
     let mut checked = HashMap::new();
+    let mut printer_checked: Option<Instant> = None;
     loop {
         if *shutdown.borrow() {
             break;
@@ -22,6 +23,7 @@ pub(crate) async fn run(engine: Engine) {
         refresh(&engine, &mut last).await;
         renew_locks(&engine).await;
         pick_up_receipts(&engine, &mut checked).await;
+        watch_printer(&engine, &mut printer_checked).await;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = engine.inner.sync_kick.notified() => {}
@@ -49,12 +51,33 @@ async fn refresh(engine: &Engine, last: &mut Option<Vec<OrderSummary>>) {
     }
 }
 
+/// While the printer reports a problem, it is asked this often whether it is back.
+const PRINTER_CHECK: Duration = Duration::from_secs(2);
+
+/// When a printer problem was reported, asks the printer whether it is back; once it is, the
+/// problem is cleared and the slips waiting for it print at once.
+async fn watch_printer(engine: &Engine, last: &mut Option<Instant>) {
+    if engine.status().printer_problem.is_none() || last.is_some_and(|t| t.elapsed() < PRINTER_CHECK) {
+        return;
+    }
+    *last = Some(Instant::now());
+    match engine.printer_status().await {
+        Ok(Some(st)) if st.can_print() => {
+            engine.set_printer_problem(None);
+            let _ = engine.retry_printer().await;
+        }
+        Ok(Some(st)) => engine.set_printer_problem(Some(format!("Printer: {}", st.describe()))),
+        Ok(None) => {}
+        Err(e) => engine.set_printer_problem(Some(format!("Printer: {}", e.message))),
+    }
+}
+
 /// Renew a lock this long before it lapses, while the customer is still paying.
 const RENEW_BEFORE: time::Duration = time::Duration::seconds(60);
 
 /// Keeps the locks of sales that are paying from lapsing: a card payment can outlast a lock.
 async fn renew_locks(engine: &Engine) {
-    let Ok(paying) = engine.db(|s| Ok(s.sales_in(&[SaleState::Paying])?)).await else { return };
+    let Ok(paying) = engine.db(|s| Ok(s.sales_in(&[SaleState::Paying, SaleState::Tendering])?)).await else { return };
     for sale in paying {
         let (Some(lock), Some(order_id)) = (sale.lock.clone(), sale.basket.pump_order_id()) else { continue };
         if lock.expires_at - now() > RENEW_BEFORE {

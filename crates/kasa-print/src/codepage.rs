@@ -267,3 +267,55 @@ mod tests {
         assert_eq!(Model::by_id("star").unwrap().page_for_number(12), Some(CodePage::Cp857));
     }
 }
+
+#[cfg(test)]
+mod chart_tests {
+    use super::CodePage;
+
+    /// Bytes read off the published code page charts, independent of the tables' generation.
+    #[test]
+    fn known_bytes_of_the_charts() {
+        let cases: &[(CodePage, char, u8)] = &[
+            (CodePage::Cp857, 'ı', 0x8D),
+            (CodePage::Cp857, 'İ', 0x98),
+            (CodePage::Cp857, 'Ş', 0x9E),
+            (CodePage::Cp857, 'ş', 0x9F),
+            (CodePage::Cp857, 'Ğ', 0xA6),
+            (CodePage::Cp857, 'ğ', 0xA7),
+            (CodePage::Cp857, 'Ç', 0x80),
+            (CodePage::Cp857, 'ü', 0x81),
+            (CodePage::Cp1254, 'Ğ', 0xD0),
+            (CodePage::Cp1254, 'İ', 0xDD),
+            (CodePage::Cp1254, 'Ş', 0xDE),
+            (CodePage::Cp1254, 'ğ', 0xF0),
+            (CodePage::Cp1254, 'ı', 0xFD),
+            (CodePage::Cp1254, 'ş', 0xFE),
+            (CodePage::Cp1254, '€', 0x80),
+            (CodePage::Cp858, '€', 0xD5),
+            (CodePage::Cp858, 'ß', 0xE1),
+            (CodePage::Cp850, 'ı', 0xD5),
+            (CodePage::Cp850, 'Ä', 0x8E),
+            (CodePage::Cp1252, '€', 0x80),
+            (CodePage::Cp1252, 'ß', 0xDF),
+            (CodePage::Cp437, 'é', 0x82),
+            (CodePage::Cp437, 'ñ', 0xA4),
+        ];
+        for (page, c, b) in cases {
+            assert_eq!(page.byte_of(*c), Some(*b), "{page:?} {c}");
+            assert_eq!(page.char_of(*b), Some(*c), "{page:?} {b:#x}");
+        }
+        // Bytes a page leaves undefined are never produced.
+        for b in [0xD5_u8, 0xE7, 0xF2] {
+            assert_eq!(CodePage::Cp857.char_of(b), None);
+        }
+        for b in [0x81_u8, 0x8D, 0x8F, 0x90, 0x9D] {
+            assert_eq!(CodePage::Cp1252.char_of(b), None);
+        }
+        // ASCII punctuation maps to itself on every page.
+        for page in CodePage::ALL {
+            for c in " !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~".chars() {
+                assert_eq!(page.byte_of(c), Some(c as u8), "{page:?} {c}");
+            }
+        }
+    }
+}

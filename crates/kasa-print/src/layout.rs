@@ -140,6 +140,9 @@ pub fn layout(slip: &Slip, width: Width) -> Vec<Block> {
     for l in wrap(&slip.store.tax_id, cols) {
         text(&mut out, center(&l, cols));
     }
+    if let Some(title) = &slip.title {
+        out.push(Block::Text { text: center(title, cols / 2), bold: true, big: true });
+    }
     if slip.copy {
         out.push(Block::Text { text: center(labels.copy, cols), bold: true, big: false });
     }

@@ -1,6 +1,6 @@
 //! The customer slip as data, built from a sale.
 
-use kasa_core::{Line, Money, PaymentKind, ReceiptInfo, Sale};
+use kasa_core::{Line, Money, PaymentKind, ReceiptInfo, Refund, Sale};
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, UtcOffset};
 
@@ -62,6 +62,10 @@ pub struct Labels {
     pub copy: &'static str,
     /// "Plate".
     pub plate: &'static str,
+    /// "REFUND".
+    pub refund: &'static str,
+    /// "Refund reason".
+    pub refund_reason: &'static str,
 }
 
 const TR: Labels = Labels {
@@ -77,6 +81,8 @@ const TR: Labels = Labels {
     pump_receipt: "Pompa fişi",
     copy: "*** KOPYA ***",
     plate: "Plaka",
+    refund: "İADE",
+    refund_reason: "İade nedeni",
 };
 
 const EN: Labels = Labels {
@@ -92,6 +98,8 @@ const EN: Labels = Labels {
     pump_receipt: "Pump receipt",
     copy: "*** COPY ***",
     plate: "Plate",
+    refund: "REFUND",
+    refund_reason: "Reason",
 };
 
 /// One article or fuel line.
@@ -123,6 +131,8 @@ pub struct Slip {
     pub store: StoreInfo,
     /// Printed as a copy (reprint).
     pub copy: bool,
+    /// A title under the header (a refund slip says so).
+    pub title: Option<String>,
     /// Sale id.
     pub sale_id: String,
     /// Local date and time, formatted.
@@ -171,29 +181,11 @@ impl Slip {
             .collect::<Result<Vec<_>, kasa_core::MoneyError>>()?;
         let vat = sale.basket.vat_breakdown()?.into_iter().map(|(rate, vat, _)| (rate, vat)).collect();
         let labels = store.labels();
-        let payments = sale
-            .payments
-            .iter()
-            .map(|p| match &p.kind {
-                PaymentKind::Card { slip } => SlipPayment {
-                    label: format!("{} {} {}", labels.card, slip.brand, slip.masked_pan),
-                    amount: p.amount,
-                    details: vec![
-                        (format!("{} {}  {}", labels.approval, slip.approval_code, slip.entry_mode), None),
-                        (format!("{} {}", labels.terminal, slip.terminal_ref), None),
-                        (format!("Ref {}", slip.transaction_ref), None),
-                    ],
-                },
-                PaymentKind::Cash { tendered, change } => SlipPayment {
-                    label: labels.cash.to_string(),
-                    amount: *tendered,
-                    details: vec![(labels.change.to_string(), Some(*change))],
-                },
-            })
-            .collect();
+        let payments = sale.payments.iter().map(|p| slip_payment(labels, &p.kind, p.amount)).collect();
         Ok(Slip {
             store: store.clone(),
             copy,
+            title: None,
             sale_id: sale.id.0.clone(),
             when: local_time(sale.updated_at, offset),
             lines,
@@ -203,6 +195,66 @@ impl Slip {
             receipt: sale.receipt.clone(),
             qr: None,
         })
+    }
+}
+
+impl Slip {
+    /// The slip of one refund of a sale: what was given back, how, and why.
+    pub fn from_refund(sale: &Sale, refund: &Refund, store: &StoreInfo) -> Result<Slip, kasa_core::MoneyError> {
+        let offset = UtcOffset::from_whole_seconds(store.utc_offset_minutes * 60).unwrap_or(UtcOffset::UTC);
+        let labels = store.labels();
+        let back = Money::new(-refund.amount.minor, refund.amount.currency);
+        let method = sale.payments.get(refund.payment as usize).map(|p| p.kind.clone());
+        let mut payment = match &method {
+            Some(kind) => slip_payment(labels, kind, back),
+            None => SlipPayment { label: labels.refund.to_string(), amount: back, details: Vec::new() },
+        };
+        if let Some(PaymentKind::Cash { .. }) = method {
+            payment.details.clear();
+        }
+        Ok(Slip {
+            store: store.clone(),
+            copy: false,
+            title: Some(labels.refund.to_string()),
+            sale_id: sale.id.0.clone(),
+            when: local_time(refund.at, offset),
+            lines: vec![SlipLine {
+                description: format!("{}: {}", labels.refund_reason, refund.reason),
+                detail: None,
+                amount: back,
+            }],
+            vat: Vec::new(),
+            total: back,
+            payments: vec![payment],
+            receipt: None,
+            qr: None,
+        })
+    }
+}
+
+/// The slip lines of one payment (a refund passes a negative amount).
+fn slip_payment(labels: &Labels, kind: &PaymentKind, amount: Money) -> SlipPayment {
+    match kind {
+        PaymentKind::Card { slip } => SlipPayment {
+            label: format!("{} {} {}", labels.card, slip.brand, slip.masked_pan),
+            amount,
+            details: vec![
+                (format!("{} {}  {}", labels.approval, slip.approval_code, slip.entry_mode), None),
+                (format!("{} {}", labels.terminal, slip.terminal_ref), None),
+                (format!("Ref {}", slip.transaction_ref), None),
+            ],
+        },
+        PaymentKind::Cash { tendered, change } => SlipPayment {
+            label: labels.cash.to_string(),
+            amount: if amount.minor < 0 { amount } else { *tendered },
+            details: vec![(labels.change.to_string(), Some(*change))],
+        },
+        PaymentKind::MobilePay { payment_id } => {
+            SlipPayment { label: "MOBILEPAY".to_string(), amount, details: vec![(format!("Ref {payment_id}"), None)] }
+        }
+        PaymentKind::Settle { tid } => {
+            SlipPayment { label: "SETTLE".to_string(), amount, details: vec![(format!("Ref {tid}"), None)] }
+        }
     }
 }
 

@@ -470,3 +470,130 @@ fn decoded_escpos_gives_back_the_laid_out_blocks() {
         assert_eq!(decode::blocks(&bytes, Model::EPSON_TM), blocks, "German {width:?}");
     }
 }
+
+/// Bytes as a hex dump, 16 to a row with the offset, for snapshots.
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .chunks(16)
+        .enumerate()
+        .map(|(i, row)| {
+            let h: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{:04x}: {}\n", i * 16, h.join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn german_slip_58mm_with_long_names_prints_in_cp858() {
+    let (sale, store) = german_sale();
+    let slip = Slip::from_sale(&sale, &store, false).unwrap();
+    let blocks = layout(&slip, Width::Mm58);
+    let bytes = render(&blocks, &Setup::new(Model::EPSON_TM, CodePage::Cp858)).unwrap();
+    let printed = decode::printed_text_on(&bytes, Model::EPSON_TM);
+    expect![[r#"
+           BÄCKEREI &
+           TANKSTELLE
+             MÜLLER
+                 Königstraße 12
+                 80331 München
+             USt-IdNr. DE123456789
+        --------------------------------
+        Date 21.11.2026 10:12
+                           Sale 0000abcd
+        --------------------------------
+        P2 Diesel B7
+          41,250 L x 1,69  M-KS 4711
+                                   69,71
+        Brötchen (Weizen)
+          6 x 0,45                  2,70
+        Weißbrot groß               3,29
+        Käse Gouda, geräuchert, am Stück
+                                    4,99
+        Müsliriegel Haselnuß
+          3 x 1,29                  3,87
+        --------------------------------
+        TOTAL                  84,56 EUR
+        VAT %7                      0,97
+        VAT %19                    11,13
+        --------------------------------
+        CASH                      100,00
+        CHANGE                     15,44
+        --------------------------------
+         Vielen Dank für Ihren Einkauf!
+         Schöne Grüße, Ihr Team Müller
+    "#]]
+    .assert_eq(&printed);
+    for line in printed.lines() {
+        assert!(line.chars().count() <= 32, "{line:?}");
+    }
+    assert_eq!(printed, to_text(&blocks), "every character of the German text exists in CP858");
+}
+
+#[test]
+fn turkish_shop_slip_bytes_snapshot() {
+    let mut basket = Basket::new(Currency::TRY);
+    basket
+        .add_item(ShopItem { sku: "1".into(), name: "Şeker, Çay".into(), unit_price: tl(4_550), vat_rate_bp: 1000 }, 1)
+        .unwrap();
+    let mut s =
+        Sale::new(SaleId("00000000-0000-4000-8000-0000000000a1".into()), basket, datetime!(2026-11-21 08:00 UTC));
+    s.updated_at = datetime!(2026-11-21 08:00 UTC);
+    s.payments.push(Payment { amount: tl(4_550), kind: PaymentKind::Cash { tendered: tl(5_000), change: tl(450) } });
+    let store =
+        StoreInfo { address: vec!["İzmir".into()], tax_id: "VKN 1".into(), footer: vec![], ..StoreInfo::default() };
+    let blocks = layout(&Slip::from_sale(&s, &store, false).unwrap(), Width::Mm58);
+    let bytes = render(&blocks, &Setup::new(Model::EPSON_TM, CodePage::Cp857)).unwrap();
+    expect![[r#"
+        0000: 1b 40 1b 74 0d 1b 45 01 1d 21 11 20 20 4b 41 53
+        0010: 41 20 50 45 54 52 4f 4c 0a 1d 21 00 1b 45 00 20
+        0020: 20 20 20 20 20 20 20 20 20 20 20 20 98 7a 6d 69
+        0030: 72 0a 20 20 20 20 20 20 20 20 20 20 20 20 20 56
+        0040: 4b 4e 20 31 0a 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d
+        0050: 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d
+        0060: 2d 2d 2d 2d 2d 0a 54 61 72 69 68 20 32 31 2e 31
+        0070: 31 2e 32 30 32 36 20 31 31 3a 30 30 0a 20 20 20
+        0080: 20 20 20 20 20 20 20 20 20 20 20 20 20 20 20 53
+        0090: 61 74 8d 9f 20 30 30 30 30 30 30 61 31 0a 2d 2d
+        00a0: 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d
+        00b0: 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 0a 9e
+        00c0: 65 6b 65 72 2c 20 80 61 79 20 20 20 20 20 20 20
+        00d0: 20 20 20 20 20 20 20 20 20 20 34 35 2c 35 30 0a
+        00e0: 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d
+        00f0: 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d
+        0100: 0a 1b 45 01 54 4f 50 4c 41 4d 20 20 20 20 20 20
+        0110: 20 20 20 20 20 20 20 20 20 20 20 34 35 2c 35 30
+        0120: 20 54 52 59 0a 1b 45 00 4b 44 56 20 25 31 30 20
+        0130: 20 20 20 20 20 20 20 20 20 20 20 20 20 20 20 20
+        0140: 20 20 20 20 34 2c 31 34 0a 2d 2d 2d 2d 2d 2d 2d
+        0150: 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d 2d
+        0160: 2d 2d 2d 2d 2d 2d 2d 2d 2d 0a 4e 41 4b 98 54 20
+        0170: 20 20 20 20 20 20 20 20 20 20 20 20 20 20 20 20
+        0180: 20 20 20 20 20 35 30 2c 30 30 0a 50 41 52 41 20
+        0190: 9a 53 54 9a 20 20 20 20 20 20 20 20 20 20 20 20
+        01a0: 20 20 20 20 20 20 20 34 2c 35 30 0a 1b 64 03 1d
+        01b0: 56 41 01
+    "#]]
+    .assert_eq(&hex(&bytes));
+}
+
+#[test]
+fn many_lines_stay_within_the_paper_on_every_width() {
+    let mut basket = Basket::new(Currency::TRY);
+    for i in 0..40 {
+        let name = format!("Ürün {i}: {}", "çok uzun bir ürün adı ".repeat(i % 4));
+        let item = ShopItem { sku: format!("{i}"), name, unit_price: tl(100 + i as i64), vat_rate_bp: 2000 };
+        basket.add_item(item, 1 + (i % 3) as u32).unwrap();
+    }
+    let mut s = Sale::new(SaleId("many".into()), basket, datetime!(2026-11-21 08:00 UTC));
+    let total = s.total().unwrap();
+    s.payments.push(Payment { amount: total, kind: PaymentKind::Cash { tendered: total, change: tl(0) } });
+    for width in [Width::Mm58, Width::Mm80] {
+        let blocks = layout(&Slip::from_sale(&s, &StoreInfo::default(), false).unwrap(), width);
+        let bytes = render(&blocks, &Setup::new(Model::GENERIC_58, CodePage::Cp1254)).unwrap();
+        let printed = decode::printed_text_on(&bytes, Model::GENERIC_58);
+        assert_eq!(printed, to_text(&blocks));
+        assert!(printed.lines().count() > 80, "{width:?}");
+        assert!(printed.lines().all(|l| l.chars().count() <= width.columns()), "{width:?}");
+        assert!(printed.contains("Ürün 39"));
+    }
+}

@@ -11,6 +11,9 @@
 //! answers `422`; a missing `Finix-Version` answers `400`; a transfer on a disabled device
 //! answers `422`; a second transfer on a busy device answers `422 DEVICE_BUSY`; `CANCEL` with
 //! nothing in progress answers `422`.
+//!
+//! Refunds are reversals (`POST /transfers/{id}/reversals` with `refund_amount`), partial or full,
+//! never more in all than the original transfer; a reversal carries its own `idempotency_id`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -120,6 +123,7 @@ struct Pending {
 
 struct Inner {
     config: FinixConfig,
+    reversed: HashMap<String, i64>,
     devices: BTreeMap<String, Device>,
     transfers: HashMap<String, Value>,
     done: HashMap<String, watch::Receiver<bool>>,
@@ -155,6 +159,7 @@ impl Finix {
         let f = Finix {
             inner: Arc::new(Mutex::new(Inner {
                 config,
+                reversed: HashMap::new(),
                 devices: BTreeMap::new(),
                 transfers: HashMap::new(),
                 done: HashMap::new(),
@@ -186,6 +191,7 @@ impl Finix {
             .route("/devices/{device_id}", put(update_device).get(get_device))
             .route("/transfers", post(create_transfer).get(list_transfers))
             .route("/transfers/{transfer_id}", get(get_transfer))
+            .route("/transfers/{transfer_id}/reversals", post(create_reversal))
             .with_state(self.clone())
     }
 
@@ -211,9 +217,14 @@ impl Finix {
         self.lock().transfers.values().cloned().collect()
     }
 
-    /// Transfers that took money.
+    /// Sales that took money (succeeded debits; refunds are reversals).
     pub fn succeeded_transfers(&self) -> Vec<Value> {
-        self.transfers().into_iter().filter(|t| t["state"] == "SUCCEEDED").collect()
+        self.transfers().into_iter().filter(|t| t["state"] == "SUCCEEDED" && t["type"] == "DEBIT").collect()
+    }
+
+    /// Reversals (refunds) made.
+    pub fn reversals(&self) -> Vec<Value> {
+        self.transfers().into_iter().filter(|t| t["type"] == "REVERSAL").collect()
     }
 
     /// Whether a sale is waiting at a device's terminal.
@@ -673,4 +684,82 @@ async fn list_transfers(State(f): State<Finix>, headers: HeaderMap, Query(q): Qu
         StatusCode::OK,
         json!({ "_embedded": { "transfers": list }, "page": { "limit": 100, "next_cursor": null, "count": n } }),
     )
+}
+
+async fn create_reversal(
+    State(f): State<Finix>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> FinixResult {
+    check(&f, &headers)?;
+    let b = parse(&body)?;
+    let amount = b.get("refund_amount").and_then(Value::as_i64).filter(|a| *a > 0).ok_or_else(|| {
+        FinixError(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_FIELD", "refund_amount must be a positive integer".into())
+    })?;
+    let idempotency_id = b.get("idempotency_id").and_then(Value::as_str).map(str::to_string);
+    if let Some(key) = &idempotency_id {
+        let seen = f.lock().idempotency.get(key).cloned();
+        if let Some((first, reversal_id)) = seen {
+            if first != b {
+                return Err(FinixError(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "IDEMPOTENCY_ID_REUSED",
+                    "idempotency_id was already used with a different request".into(),
+                ));
+            }
+            let t = f.lock().transfers.get(&reversal_id).cloned().unwrap_or(Value::Null);
+            return hal(StatusCode::CREATED, t);
+        }
+    }
+    let reversal_id = f.new_id("TR");
+    let trace = f.new_id("FNX");
+    let mut g = f.lock();
+    let original = g
+        .transfers
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| FinixError(StatusCode::NOT_FOUND, "NOT_FOUND", format!("Transfer {id} not found")))?;
+    if original["state"] != "SUCCEEDED" || original["type"] != "DEBIT" {
+        return Err(FinixError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_STATE",
+            "Only a succeeded sale can be refunded".into(),
+        ));
+    }
+    let already = g.reversed.get(&id).copied().unwrap_or(0);
+    let total = original["amount"].as_i64().unwrap_or(0);
+    if already + amount > total {
+        return Err(FinixError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "REFUND_AMOUNT_TOO_LARGE",
+            format!("refund_amount {amount} exceeds what can still be refunded ({})", total - already),
+        ));
+    }
+    g.reversed.insert(id.clone(), already + amount);
+    let at = now();
+    let reversal = json!({
+        "id": reversal_id,
+        "created_at": at,
+        "updated_at": at,
+        "amount": amount,
+        "currency": original["currency"],
+        "device": original["device"],
+        "failure_code": null,
+        "failure_message": null,
+        "idempotency_id": idempotency_id,
+        "merchant": original["merchant"],
+        "parent_transfer": id,
+        "state": "SUCCEEDED",
+        "tags": {},
+        "trace_id": trace,
+        "type": "REVERSAL",
+        "_links": { "self": { "href": format!("{BASE}/transfers/{reversal_id}") }, "parent": { "href": format!("{BASE}/transfers/{id}") } }
+    });
+    g.transfers.insert(reversal_id.clone(), reversal.clone());
+    if let Some(key) = idempotency_id {
+        g.idempotency.insert(key, (b, reversal_id));
+    }
+    drop(g);
+    hal(StatusCode::CREATED, reversal)
 }

@@ -262,13 +262,24 @@ pub async fn serve(service: &'static str, router: Router, recorder: Recorder, se
     let addr = listener.local_addr()?;
     let control = Control::new(seed);
     let svc = FaultyService { service, router, recorder, control: control.clone() };
-    let task = tokio::spawn(accept_loop(listener, addr, svc, control.clone()));
+    // Subscribed before the loop runs, so an outage set at once is not missed.
+    let outage = control.outage.subscribe();
+    let task = tokio::spawn(accept_loop(listener, addr, svc, control.clone(), outage));
     Ok(Served { addr, control, task })
 }
 
-async fn accept_loop(listener: TcpListener, addr: SocketAddr, svc: FaultyService, control: Control) {
-    let mut outage = control.outage.subscribe();
+async fn accept_loop(
+    listener: TcpListener,
+    addr: SocketAddr,
+    svc: FaultyService,
+    control: Control,
+    mut outage: watch::Receiver<bool>,
+) {
     let mut listener = Some(listener);
+    if *outage.borrow_and_update() {
+        listener = None;
+        control.listening.send_replace(false);
+    }
     loop {
         match listener.take() {
             Some(l) => {

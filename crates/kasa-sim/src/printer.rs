@@ -43,6 +43,7 @@ impl Job {
 struct State {
     jobs: Vec<Job>,
     paper_out: bool,
+    cover_open: bool,
 }
 
 /// The virtual printer.
@@ -95,12 +96,21 @@ impl VirtualPrinter {
                         let start = bytes.len();
                         bytes.extend_from_slice(&buf[..n]);
                         // Answer any status request in what just arrived.
-                        let paper_out = s.lock().unwrap_or_else(|e| e.into_inner()).paper_out;
-                        for reply in status_replies(&bytes[start.saturating_sub(2)..], paper_out) {
+                        let (paper_out, cover_open) = {
+                            let st = s.lock().unwrap_or_else(|e| e.into_inner());
+                            (st.paper_out, st.cover_open)
+                        };
+                        for reply in status_replies(&bytes[start.saturating_sub(2)..], paper_out, cover_open) {
                             let _ = sock.write_all(&[reply]).await;
                         }
                     }
-                    if !bytes.is_empty() {
+                    // A connection that only asked for status is not a job; and a printer
+                    // without paper or with its cover open prints nothing.
+                    let (paper_out, cover_open) = {
+                        let st = s.lock().unwrap_or_else(|e| e.into_inner());
+                        (st.paper_out, st.cover_open)
+                    };
+                    if !without_status_queries(&bytes).is_empty() && !paper_out && !cover_open {
                         let job = Job { bytes };
                         // Drawn before taking the lock, which other connections need.
                         let png = spool.as_ref().map(|_| job.png(Width::Mm80));
@@ -136,6 +146,11 @@ impl VirtualPrinter {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).paper_out = out;
     }
 
+    /// Opens or closes the cover.
+    pub fn set_cover_open(&self, open: bool) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).cover_open = open;
+    }
+
     /// Waits until at least `n` jobs have arrived, or the timeout passes; returns the jobs.
     pub async fn wait_for_jobs(&self, n: usize, timeout: Duration) -> Vec<Job> {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -150,20 +165,37 @@ impl VirtualPrinter {
     }
 }
 
-/// Status bytes for each `DLE EOT n` in `bytes` (Epson TM series bit layout).
-fn status_replies(bytes: &[u8], paper_out: bool) -> Vec<u8> {
+/// Status bytes for each `DLE EOT n` in `bytes` (Epson TM series bit layout: bits 1 and 4 are
+/// always set; n=1 bit 3 offline; n=2 bit 2 cover open, bit 5 stopped for paper end; n=4 bits 5
+/// and 6 paper end).
+fn status_replies(bytes: &[u8], paper_out: bool, cover_open: bool) -> Vec<u8> {
     let mut out = Vec::new();
+    let flag = |on: bool, bits: u8| if on { bits } else { 0 };
     for w in bytes.windows(3) {
         if w[0] == 0x10 && w[1] == 0x04 {
-            // Bits 1 and 4 are always set; the rest report conditions.
             let reply = match w[2] {
-                1 => 0x12,                                    // printer: online
-                2 => 0x12 | if paper_out { 0x20 } else { 0 }, // offline cause: paper end stop
-                3 => 0x12,                                    // error cause: none
-                4 => 0x12 | if paper_out { 0x60 } else { 0 }, // roll paper sensor: paper end
+                1 => 0x12 | flag(paper_out || cover_open, 0x08),
+                2 => 0x12 | flag(cover_open, 0x04) | flag(paper_out, 0x20),
+                3 => 0x12,
+                4 => 0x12 | flag(paper_out, 0x60),
                 _ => continue,
             };
             out.push(reply);
+        }
+    }
+    out
+}
+
+/// The bytes without status requests (`DLE EOT n`).
+fn without_status_queries(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == 0x10 && bytes.get(i + 1) == Some(&0x04) {
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
         }
     }
     out

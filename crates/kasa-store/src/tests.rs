@@ -129,7 +129,7 @@ fn lanes_deliver_in_order_and_parked_messages_hold_their_lane() {
                 tx.enqueue(Some("A"), &q("a1", lock_on("OA")), NOW)?,
                 tx.enqueue(Some("A"), &q("a2", Op::TokenxRelease { order_id: "OA".into() }), NOW)?,
                 tx.enqueue(Some("B"), &q("b1", lock_on("OB")), NOW)?,
-                tx.enqueue(Some("A"), &q("p1", Op::PrintSlip { copy: false }), NOW)?,
+                tx.enqueue(Some("A"), &q("p1", Op::PrintSlip { copy: false, refund: None }), NOW)?,
             ])
         })
         .unwrap();

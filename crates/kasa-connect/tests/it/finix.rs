@@ -142,3 +142,21 @@ async fn wrong_password_reads_the_error_envelope() {
     assert!(err.to_string().contains("Unauthorized"));
     assert!(!format!("{:?}", kasa_connect::Secret::new("nope")).contains("nope"));
 }
+
+#[tokio::test]
+async fn refunds_are_reversals_up_to_the_original_amount() {
+    let sb = sandbox().await;
+    let c = finix(&sb);
+    let sale = c.card_sale(DEVICE, Money::new(10_000, Currency::TRY), "idem-r", &tags()).await.unwrap();
+    let part = c.refund(&sale.id, Money::new(4_000, Currency::TRY), "rev-1").await.unwrap();
+    assert_eq!((part.state.as_str(), part.amount), ("SUCCEEDED", 4_000));
+    // The same idempotency id again: the same reversal, not a second refund.
+    assert_eq!(c.refund(&sale.id, Money::new(4_000, Currency::TRY), "rev-1").await.unwrap().id, part.id);
+    let err = c.refund(&sale.id, Money::new(6_001, Currency::TRY), "rev-2").await.unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(422), Some("REFUND_AMOUNT_TOO_LARGE")));
+    c.refund(&sale.id, Money::new(6_000, Currency::TRY), "rev-3").await.unwrap();
+    assert_eq!(sb.finix.reversals().len(), 2);
+    let body = sb.recorder.of("finix").into_iter().find(|r| r.path.ends_with("/reversals")).unwrap();
+    assert_eq!(body.path, format!("/transfers/{}/reversals", sale.id));
+    assert_eq!(body.json(), serde_json::json!({"refund_amount": 4000, "idempotency_id": "rev-1"}));
+}

@@ -1,6 +1,8 @@
 //! Client-versus-sandbox tests: every call Kasa makes, against kasa-sim on loopback.
 
 mod finix;
+mod mobilepay;
+mod settle;
 mod tokenx;
 
 use std::time::Duration;

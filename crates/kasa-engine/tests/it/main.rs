@@ -7,6 +7,8 @@ mod bindings;
 mod chaos;
 mod manager;
 mod outage;
+mod payments;
+mod printing;
 mod race;
 mod sales;
 
@@ -38,7 +40,8 @@ pub async fn harness_with(tune: impl FnOnce(&mut SandboxConfig)) -> Harness {
 /// A register against `sandbox` with its data in `dir`, tuned by `tune`.
 pub async fn register(sandbox: &Sandbox, dir: &std::path::Path, tune: impl FnOnce(&mut Config)) -> Engine {
     let mut config =
-        Config::local(dir.to_path_buf(), &sandbox.tokenx_url(), &sandbox.finix_url(), Some(sandbox.printer_addr()));
+        Config::local(dir.to_path_buf(), &sandbox.tokenx_url(), &sandbox.finix_url(), Some(sandbox.printer_addr()))
+            .with_local_apps(Some(&sandbox.mobilepay_url()), Some(&sandbox.settle_url()));
     config.sync_interval_ms = 100;
     tune(&mut config);
     Engine::start(config, &Config::local_secrets()).await.expect("engine")

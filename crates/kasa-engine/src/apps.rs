@@ -1,0 +1,139 @@
+//! Delivering app and QR payments (Settle, MobilePay) and refunds through every provider.
+//!
+//! Each provider's flow is split at the points where losing what was learnt would matter: a
+//! Settle scan token and transaction id are recorded as sale events before they are used, so a
+//! restart resumes from the last durable step; a MobilePay payment is found again by the
+//! `orderId` Kasa chose before starting it. Waiting for the customer is bounded, and a cashier's
+//! cancel ends it.
+
+use std::time::Duration;
+
+use kasa_connect::settle::Status;
+use kasa_core::op::Op;
+use kasa_core::{Money, Payment, PaymentKind, SaleEvent};
+use kasa_store::OutboxRow;
+
+use crate::Engine;
+use crate::deliver::{Delivery, LockChange};
+use crate::scans::ScanSignal;
+
+/// How long a customer has to scan the QR code.
+const SCAN_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long a customer has to decide in the app.
+const DECISION_TIMEOUT: Duration = Duration::from_secs(600);
+/// How often an undecided payment is asked about.
+const POLL: Duration = Duration::from_millis(400);
+
+fn done(event: SaleEvent) -> Delivery {
+    Delivery::Done { event: Some(event), lock: LockChange::None }
+}
+
+fn declined(code: &str, message: &str) -> Delivery {
+    done(SaleEvent::PaymentDeclined { code: code.to_string(), message: message.to_string() })
+}
+
+fn retry(e: &kasa_connect::ConnectError) -> Delivery {
+    Delivery::Retry { error: e.to_string(), maybe_applied: e.maybe_applied() }
+}
+
+fn not_configured(what: &str) -> Delivery {
+    Delivery::Park { reason: format!("{what} is not configured on this register"), event: None }
+}
+
+/// Waits for the customer to scan the QR code of `pos_tid`.
+pub(crate) async fn settle_scan_wait(engine: &Engine, pos_tid: &str) -> Delivery {
+    let board = &engine.inner.scans;
+    let mut rx = board.wait(pos_tid);
+    let outcome = tokio::time::timeout(SCAN_TIMEOUT, rx.recv()).await;
+    board.forget(pos_tid);
+    match outcome {
+        Ok(Some(ScanSignal::Scanned(token))) => done(SaleEvent::SettleScanned { token }),
+        Ok(Some(ScanSignal::Cancelled)) | Ok(None) => declined("CANCELLED", "Cancelled before the customer scanned."),
+        Err(_) => declined("SCAN_TIMEOUT", "The customer did not scan the QR code in time."),
+    }
+}
+
+/// Asks the customer who scanned for the payment.
+pub(crate) async fn settle_request(engine: &Engine, amount: Money, pos_tid: &str, token: &str) -> Delivery {
+    let Some(settle) = &engine.inner.settle else { return not_configured("Settle") };
+    match settle.request_payment(token, pos_tid, amount).await {
+        Ok(tid) => done(SaleEvent::SettleRequested { tid }),
+        Err(e) if e.is_transient() => retry(&e),
+        Err(e) if e.status().is_some_and(|s| (400..500).contains(&s)) => declined(
+            e.code().unwrap_or("REFUSED"),
+            &format!("Settle refused the payment request ({e}). Ask the customer to scan again."),
+        ),
+        Err(e) => retry(&e),
+    }
+}
+
+/// Follows a payment request until the customer decides; captures it once authorised.
+pub(crate) async fn settle_await(engine: &Engine, amount: Money, tid: &str) -> Delivery {
+    let Some(settle) = &engine.inner.settle else { return not_configured("Settle") };
+    let started = tokio::time::Instant::now();
+    loop {
+        let outcome = match settle.outcome(tid).await {
+            Ok(o) => o,
+            Err(e) => return retry(&e),
+        };
+        let status = outcome.status();
+        match status {
+            Status::Ok => {
+                // An authorisation never pays more than the part asked for.
+                let paid = Money::new(outcome.auth_amount.max(outcome.amount).min(amount.minor), amount.currency);
+                return done(SaleEvent::PaymentApproved {
+                    payment: Payment { amount: paid, kind: PaymentKind::Settle { tid: tid.to_string() } },
+                });
+            }
+            Status::Auth => match settle.capture(tid).await {
+                Ok(()) => continue,
+                Err(e) if e.status() == Some(409) => continue, // its state moved on: read it again
+                Err(e) => return retry(&e),
+            },
+            s if s.is_failed() => {
+                let message = match s {
+                    Status::Rejected => "The customer rejected the payment in the Settle app.",
+                    Status::RequestExpired => "The customer did not answer in time.",
+                    Status::AuthExpired => "The authorisation lapsed before it was captured.",
+                    Status::Aborted => "The payment request was cancelled.",
+                    _ => "Settle ended the payment request.",
+                };
+                let code = if s == Status::Aborted { "CANCELLED".to_string() } else { s.code().to_string() };
+                return declined(&code, message);
+            }
+            _ => {
+                if started.elapsed() > DECISION_TIMEOUT {
+                    let _ = settle.abort(tid).await;
+                    return declined("5011", "The customer did not answer in time.");
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+}
+
+/// Gives back a part of a payment through its provider.
+pub(crate) async fn refund(engine: &Engine, row: &OutboxRow) -> Delivery {
+    let (refund_id, result) = match &row.op {
+        Op::CardRefund { refund_id, transfer_id, amount } => {
+            (refund_id, engine.inner.finix.refund(transfer_id, *amount, &row.key).await.map(|_| ()))
+        }
+        Op::SettleRefund { refund_id, tid, amount } => {
+            let Some(settle) = &engine.inner.settle else { return not_configured("Settle") };
+            (refund_id, settle.refund(tid, *amount, refund_id).await)
+        }
+        Op::MobilePayRefund { refund_id, payment_id, amount } => {
+            let Some(mp) = &engine.inner.mobilepay else { return not_configured("MobilePay") };
+            (refund_id, crate::mobilepay::refund(mp, payment_id, *amount, refund_id).await)
+        }
+        _ => return Delivery::Park { reason: "not a refund".into(), event: None },
+    };
+    match result {
+        Ok(()) => done(SaleEvent::RefundCompleted { refund_id: refund_id.clone() }),
+        Err(e) if e.is_transient() => retry(&e),
+        Err(e) => Delivery::Park {
+            reason: e.to_string(),
+            event: Some(SaleEvent::RefundFailed { refund_id: refund_id.clone(), message: e.to_string() }),
+        },
+    }
+}
