@@ -142,3 +142,28 @@ pub async fn export_slip_pdf(shell: State<'_, Shell>, sale_id: String, a4: bool)
     let paper = if a4 { kasa_print::pdf::Paper::A4 } else { kasa_print::pdf::Paper::Roll80 };
     Ok(shell.engine()?.export_slip_pdf(&sale_id, paper).await?.display().to_string())
 }
+
+#[tauri::command]
+pub async fn terminal(shell: State<'_, Shell>) -> Res<kasa_engine::dto::TerminalView> {
+    Ok(shell.engine()?.terminal().await?.into())
+}
+
+#[tauri::command]
+pub async fn set_terminal_active(
+    shell: State<'_, Shell>,
+    active: bool,
+    pin: String,
+) -> Res<kasa_engine::dto::TerminalView> {
+    Ok(shell.engine()?.set_terminal_active(active, &pin).await?.into())
+}
+
+#[tauri::command]
+pub async fn create_terminal(
+    shell: State<'_, Shell>,
+    model: String,
+    name: String,
+    serial_number: String,
+    pin: String,
+) -> Res<kasa_engine::dto::TerminalView> {
+    Ok(shell.engine()?.create_terminal(&model, &name, &serial_number, &pin).await?.into())
+}

@@ -131,6 +131,9 @@ pub fn run() {
             commands::retry_printer,
             commands::slip_png,
             commands::export_slip_pdf,
+            commands::terminal,
+            commands::set_terminal_active,
+            commands::create_terminal,
         ])
         .build(tauri::generate_context!());
     let app = match app {

@@ -8,6 +8,7 @@ import type {
   OrderSummary,
   PayMethod,
   QueueItem,
+  TerminalView,
   SaleView,
   ShopItem,
   StatusView,
@@ -46,6 +47,10 @@ export const api = {
   retryPrinter: () => call<void>("retry_printer"),
   slipPng: (saleId: string) => call<string>("slip_png", { saleId }),
   exportSlipPdf: (saleId: string, a4: boolean) => call<string>("export_slip_pdf", { saleId, a4 }),
+  terminal: () => call<TerminalView>("terminal"),
+  setTerminalActive: (active: boolean, pin: string) => call<TerminalView>("set_terminal_active", { active, pin }),
+  createTerminal: (model: string, name: string, serialNumber: string, pin: string) =>
+    call<TerminalView>("create_terminal", { model, name, serialNumber, pin }),
   cancelPayment: (saleId: string) => call<void>("cancel_payment", { saleId }),
   cancelSale: (saleId: string) => call<SaleView>("cancel_sale", { saleId }),
   sale: (saleId: string) => call<SaleView>("sale", { saleId }),

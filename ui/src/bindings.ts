@@ -34,6 +34,32 @@ lastError: string | null,
  */
 createdAt: string, };
 
+export type TerminalView = { 
+/**
+ * Finix device id.
+ */
+id: string, 
+/**
+ * Model, e.g. `PAX_A920PRO`.
+ */
+model: string, 
+/**
+ * Name.
+ */
+name: string | null, 
+/**
+ * Serial number.
+ */
+serialNumber: string | null, 
+/**
+ * Activated.
+ */
+enabled: boolean, 
+/**
+ * Ready for payments (connection open).
+ */
+connected: boolean, };
+
 export type AttemptView = { 
 /**
  * Method.
@@ -147,6 +173,10 @@ terminalId: string,
  * The last printer problem, if the last job failed.
  */
 printerProblem: string | null, 
+/**
+ * Why the card terminal can't take payments, when it can't.
+ */
+terminalProblem: string | null, 
 /**
  * Running against the built-in sandbox.
  */

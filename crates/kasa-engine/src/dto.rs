@@ -140,6 +140,8 @@ pub struct StatusView {
     pub terminal_id: String,
     /// The last printer problem, if the last job failed.
     pub printer_problem: Option<String>,
+    /// Why the card terminal can't take payments, when it can't.
+    pub terminal_problem: Option<String>,
     /// Running against the built-in sandbox.
     pub demo: bool,
     /// What start-up recovery did, for the cashier to read.
@@ -168,6 +170,38 @@ pub enum EngineEvent {
         /// The status.
         status: StatusView,
     },
+}
+
+/// A card terminal as the manager sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename_all = "camelCase")]
+pub struct TerminalView {
+    /// Finix device id.
+    pub id: String,
+    /// Model, e.g. `PAX_A920PRO`.
+    pub model: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Serial number.
+    pub serial_number: Option<String>,
+    /// Activated.
+    pub enabled: bool,
+    /// Ready for payments (connection open).
+    pub connected: bool,
+}
+
+impl From<kasa_connect::finix::Device> for TerminalView {
+    fn from(d: kasa_connect::finix::Device) -> TerminalView {
+        TerminalView {
+            connected: d.is_connected(),
+            id: d.id,
+            model: d.model,
+            name: d.name,
+            serial_number: d.serial_number,
+            enabled: d.enabled,
+        }
+    }
 }
 
 /// An order with what the cashier needs to decide.
@@ -240,6 +274,7 @@ pub fn typescript_bindings() -> String {
     }
     emit!(
         crate::manager::QueueItem,
+        TerminalView,
         AttemptView,
         SaleView,
         StatusView,

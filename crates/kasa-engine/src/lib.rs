@@ -79,6 +79,10 @@ struct PrinterSetup {
 #[derive(Debug, Default)]
 struct Live {
     recovery: Vec<String>,
+    /// Why the card terminal can't take payments now, when it can't.
+    terminal_problem: Option<String>,
+    /// Whether Settle knows where to report scans (its callback is registered).
+    settle_ready: bool,
     online: bool,
     offline_reason: Option<String>,
     last_sync: Option<Instant>,
@@ -294,7 +298,10 @@ impl Engine {
                 let mut shutdown = e2.inner.shutdown.subscribe();
                 while let Some(settle) = &e2.inner.settle {
                     match settle.set_callback(&callback).await {
-                        Ok(()) => break,
+                        Ok(()) => {
+                            e2.set_settle_ready();
+                            break;
+                        }
                         Err(err) => tracing::warn!(error = %err, "could not register the Settle callback; will retry"),
                     }
                     tokio::select! {
@@ -474,16 +481,96 @@ impl Engine {
         Ok(self.view(&sale))
     }
 
-    /// The payment methods this register offers.
+    /// The payment methods this register offers now: cash always; the card while the terminal
+    /// reports an open connection; MobilePay when set up; Settle once its callback is registered.
     pub fn methods(&self) -> Vec<MethodKind> {
-        let mut m = vec![MethodKind::Card, MethodKind::Cash];
+        let live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = Vec::new();
+        if live.terminal_problem.is_none() {
+            m.push(MethodKind::Card);
+        }
+        m.push(MethodKind::Cash);
         if self.inner.mobilepay.is_some() {
             m.push(MethodKind::MobilePay);
         }
-        if self.inner.settle.is_some() {
+        if self.inner.settle.is_some() && live.settle_ready {
             m.push(MethodKind::Settle);
         }
         m
+    }
+
+    /// The configured card terminal, with its connection state (Finix `include_connection`).
+    pub async fn terminal(&self) -> Result<kasa_connect::finix::Device, ApiError> {
+        let device =
+            self.inner.finix.device(&self.inner.config.finix.device_id).await.map_err(|e| connect_error(&e))?;
+        self.set_terminal_problem((!device.is_connected()).then(|| terminal_closed(&device)));
+        Ok(device)
+    }
+
+    /// Activates (or deactivates) the configured card terminal (manager PIN); journaled.
+    pub async fn set_terminal_active(&self, active: bool, pin: &str) -> Result<kasa_connect::finix::Device, ApiError> {
+        self.check_pin(pin).await?;
+        let id = &self.inner.config.finix.device_id;
+        let finix = &self.inner.finix;
+        let device = if active { finix.activate(id).await } else { finix.deactivate(id).await };
+        device.map_err(|e| connect_error(&e))?;
+        self.journal_manager_action(
+            if active { "terminal_activated" } else { "terminal_deactivated" },
+            serde_json::json!({ "device": id }),
+        )
+        .await?;
+        self.terminal().await
+    }
+
+    /// Registers a new card terminal under the merchant (manager PIN); journaled. Its id goes
+    /// into the configuration's `finix.device_id`.
+    pub async fn create_terminal(
+        &self,
+        model: &str,
+        name: &str,
+        serial_number: &str,
+        pin: &str,
+    ) -> Result<kasa_connect::finix::Device, ApiError> {
+        self.check_pin(pin).await?;
+        let merchant = &self.inner.config.finix.merchant_id;
+        let device = self
+            .inner
+            .finix
+            .create_device(
+                merchant,
+                model,
+                name,
+                &format!("{name} at {}", self.inner.config.tokenx.terminal_id),
+                serial_number,
+            )
+            .await
+            .map_err(|e| connect_error(&e))?;
+        self.journal_manager_action("terminal_created", serde_json::json!({ "device": device.id, "model": model }))
+            .await?;
+        Ok(device)
+    }
+
+    async fn journal_manager_action(&self, kind: &str, data: serde_json::Value) -> Result<(), ApiError> {
+        let at = now();
+        let rec = JournalRecord { sale_id: None, kind: kind.to_string(), data };
+        self.db(move |s| Ok(s.write(|tx| tx.append_journal(&rec, at))?)).await.map(|_| ())
+    }
+
+    fn set_terminal_problem(&self, problem: Option<String>) {
+        let changed = {
+            let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = live.terminal_problem != problem;
+            live.terminal_problem = problem;
+            changed
+        };
+        if changed {
+            self.emit_status();
+        }
+    }
+
+    fn set_settle_ready(&self) {
+        self.inner.live.lock().unwrap_or_else(|e| e.into_inner()).settle_ready = true;
+        self.emit_status();
     }
 
     /// Cancels the payment attempt under way (card at the terminal, app or QR payment). The
@@ -708,6 +795,7 @@ impl Engine {
 
     /// Connectivity, queue and printer state.
     pub fn status(&self) -> StatusView {
+        let methods = self.methods();
         let live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
         StatusView {
             online: live.online,
@@ -717,9 +805,10 @@ impl Engine {
             queue_parked: live.queue.parked,
             terminal_id: self.inner.config.tokenx.terminal_id.clone(),
             printer_problem: live.printer_problem.clone(),
+            terminal_problem: live.terminal_problem.clone(),
             demo: self.inner.demo,
             recovery: live.recovery.clone(),
-            methods: self.methods(),
+            methods,
         }
     }
 
@@ -869,6 +958,15 @@ impl Engine {
     /// Fetches an order from the cloud directly (for the CLI's `orders` listing).
     pub async fn fetch_order(&self, order_id: &str) -> Result<PumpOrder, ApiError> {
         self.inner.tokenx.order(order_id).await.map_err(|e| connect_error(&e))
+    }
+}
+
+/// What the cashier reads when the card terminal can't take payments.
+fn terminal_closed(device: &kasa_connect::finix::Device) -> String {
+    if device.enabled {
+        "The card terminal is not connected: check that it is on, online, with the Finix app open.".into()
+    } else {
+        "The card terminal is not activated: activate it in the manager area.".into()
     }
 }
 

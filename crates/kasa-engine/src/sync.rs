@@ -16,6 +16,7 @@ pub(crate) async fn run(engine: Engine) {
     let mut last = None;
     let mut checked = HashMap::new();
     let mut printer_checked: Option<Instant> = None;
+    let mut terminal_checked: Option<Instant> = None;
     loop {
         if *shutdown.borrow() {
             break;
@@ -24,6 +25,11 @@ pub(crate) async fn run(engine: Engine) {
         renew_locks(&engine).await;
         pick_up_receipts(&engine, &mut checked).await;
         watch_printer(&engine, &mut printer_checked).await;
+        if terminal_checked.is_none_or(|t: Instant| t.elapsed() >= TERMINAL_CHECK) {
+            terminal_checked = Some(Instant::now());
+            // Connection state is recorded by `terminal`; an unreachable Finix shows as offline.
+            let _ = engine.terminal().await;
+        }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = engine.inner.sync_kick.notified() => {}
@@ -50,6 +56,9 @@ async fn refresh(engine: &Engine, last: &mut Option<Vec<OrderSummary>>) {
         }
     }
 }
+
+/// How often the card terminal's connection is checked.
+const TERMINAL_CHECK: Duration = Duration::from_secs(30);
 
 /// While the printer reports a problem, it is asked this often whether it is back.
 const PRINTER_CHECK: Duration = Duration::from_secs(2);

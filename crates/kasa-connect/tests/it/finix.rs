@@ -1,4 +1,17 @@
-//! Finix: devices, connection check, card-present sales, declines and cancel.
+//! Finix: devices, connection check, card-present sales, declines, cancel and refunds.
+//!
+//! | document step | test |
+//! |---|---|
+//! | Step 3: `POST /merchants/{id}/devices` (model, name, serial_number) | `creates_activates_and_checks_a_device` |
+//! | Step 4: `PUT /devices/{id}` `{"action": "ACTIVATE"}` → `enabled: true` (and DEACTIVATE) | `creates_activates_and_checks_a_device` |
+//! | Step 5: `GET /devices/{id}?include_connection=true` → connection open / closed | `creates_activates_and_checks_a_device`, `declines_and_unreachable_devices_fail_the_transfer` |
+//! | Step 5: closed connection → transfer fails with `DEVICE_UNREACHABLE` | `declines_and_unreachable_devices_fail_the_transfer` |
+//! | Step 6: `POST /transfers` with `device`, `operation_key`, `tags` → card_present_details | `an_approved_card_sale_carries_slip_fields` |
+//! | `idempotency_id` on `/transfers` (and lookup by it) | `a_repeated_idempotency_id_returns_the_original_transfer` |
+//! | declines: `failure_code` / `failure_message` | `declines_and_unreachable_devices_fail_the_transfer` |
+//! | Step 7: `PUT /devices/{id}` `{"action": "CANCEL"}` → `FAILED`, `CANCELLATION_VIA_API` | `cancel_on_the_device_fails_the_waiting_sale` |
+//! | Basic auth, `Finix-Version` on every call; error envelope `_embedded.errors` | `creates_activates_and_checks_a_device`, `wrong_password_reads_the_error_envelope` |
+//! | refunds: `POST /transfers/{id}/reversals` with `refund_amount`, partial up to the original | `refunds_are_reversals_up_to_the_original_amount` |
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -121,3 +121,40 @@ async fn a_lock_is_renewed_while_the_customer_pays() {
     h.engine.cancel_payment(&sale.id).await.unwrap();
     assert_eq!(h.engine.wait_settled(&sale.id, WAIT).await.unwrap().state, SaleState::Open);
 }
+
+#[tokio::test]
+async fn the_card_terminal_is_managed_and_offered_only_while_connected() {
+    let h = harness().await;
+    h.engine.set_manager_pin("1234", None).await.unwrap();
+    let device = h.engine.terminal().await.unwrap();
+    assert!(device.is_connected());
+    assert!(h.engine.methods().contains(&kasa_core::MethodKind::Card));
+
+    // The terminal loses its connection: card payments are not offered, with the reason.
+    h.sandbox.finix.set_connected("DVdemoKasaTerminal1", false);
+    assert!(!h.engine.terminal().await.unwrap().is_connected());
+    assert!(!h.engine.methods().contains(&kasa_core::MethodKind::Card));
+    assert!(h.engine.status().terminal_problem.unwrap().contains("not connected"));
+    let sale = h.engine.open_shop_sale().await.unwrap();
+    let sku = h.engine.catalog()[0].sku.clone();
+    h.engine.add_item(&sale.id, &sku, 1).await.unwrap();
+    assert_eq!(h.engine.pay(&sale.id, PayMethod::Card).await.unwrap_err().code, ErrorCode::Setup);
+    h.sandbox.finix.set_connected("DVdemoKasaTerminal1", true);
+    h.engine.terminal().await.unwrap();
+    assert!(h.engine.methods().contains(&kasa_core::MethodKind::Card));
+
+    // Deactivating needs the PIN; a deactivated terminal is not offered either.
+    assert_eq!(h.engine.set_terminal_active(false, "9999").await.unwrap_err().code, ErrorCode::Refused);
+    let off = h.engine.set_terminal_active(false, "1234").await.unwrap();
+    assert!(!off.enabled);
+    assert!(h.engine.status().terminal_problem.unwrap().contains("not activated"));
+    assert!(h.engine.set_terminal_active(true, "1234").await.unwrap().enabled);
+    assert_eq!(h.engine.status().terminal_problem, None);
+
+    // A new terminal is registered under the merchant.
+    let created = h.engine.create_terminal("PAX_A800", "Lane 3", "19046260945", "1234").await.unwrap();
+    assert!(created.id.starts_with("DV") && !created.enabled);
+    let journal = h.engine.store().journal_page(0, 1000).unwrap();
+    let kinds: Vec<&str> = journal.iter().map(|e| e.kind.as_str()).collect();
+    assert!(kinds.contains(&"terminal_deactivated") && kinds.contains(&"terminal_created"));
+}
