@@ -111,7 +111,8 @@ impl VirtualPrinter {
                         (st.paper_out, st.cover_open)
                     };
                     if !without_status_queries(&bytes).is_empty() && !paper_out && !cover_open {
-                        let job = Job { bytes };
+                        // The job is what gets printed: status requests are answered, not printed.
+                        let job = Job { bytes: without_status_queries(&bytes) };
                         // Drawn before taking the lock, which other connections need.
                         let png = spool.as_ref().map(|_| job.png(Width::Mm80));
                         let mut st = s.lock().unwrap_or_else(|e| e.into_inner());
