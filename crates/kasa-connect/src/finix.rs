@@ -196,10 +196,6 @@ pub struct FinixClient {
     settings: FinixSettings,
 }
 
-fn bad(detail: impl Into<String>) -> ConnectError {
-    ConnectError::BadAnswer { system: SYSTEM, detail: detail.into() }
-}
-
 impl FinixClient {
     /// A client.
     pub fn new(http: reqwest::Client, settings: FinixSettings) -> FinixClient {
@@ -231,24 +227,16 @@ impl FinixClient {
             req = req.json(&b);
         }
         let resp = req.send().await.map_err(|e| ConnectError::from_reqwest(SYSTEM, e))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| ConnectError::from_reqwest(SYSTEM, e))?;
-        if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()));
-        }
-        let first = serde_json::from_slice::<wire::Envelope>(&bytes)
-            .ok()
-            .and_then(|e| e.embedded)
-            .and_then(|e| e.errors.into_iter().next());
-        let (code, message) = match first {
-            Some(e) => (e.code, e.message),
-            None => ("HTTP_ERROR".into(), String::from_utf8_lossy(&bytes).chars().take(200).collect()),
-        };
-        Err(ConnectError::Status { system: SYSTEM, status: status.as_u16(), code, message })
+        let bytes = crate::answer(SYSTEM, resp, |b| {
+            let first = serde_json::from_slice::<wire::Envelope>(b).ok()?.embedded?.errors.into_iter().next()?;
+            Some((first.code, first.message))
+        })
+        .await?;
+        crate::from_json(SYSTEM, &bytes)
     }
 
     fn json<T: Serialize>(v: &T) -> Result<serde_json::Value, ConnectError> {
-        serde_json::to_value(v).map_err(|e| bad(e.to_string()))
+        crate::to_json(SYSTEM, v)
     }
 
     /// Creates a device under a merchant.

@@ -119,7 +119,12 @@ impl ConnectError {
         }
     }
 
-    fn from_reqwest(system: &'static str, e: reqwest::Error) -> ConnectError {
+    /// Classifies a transport failure. The URL's query string is left out of the text, since
+    /// some APIs carry credentials there.
+    fn from_reqwest(system: &'static str, mut e: reqwest::Error) -> ConnectError {
+        if let Some(url) = e.url_mut() {
+            url.set_query(None);
+        }
         let detail = error_chain(&e);
         if e.is_connect() {
             ConnectError::NotSent { system, detail }
@@ -140,6 +145,34 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = cause.source();
     }
     s
+}
+
+/// Reads an answer: the body of a success, or a [`ConnectError::Status`] with the API's error
+/// code and message as `error` reads them from the body (or the start of the body when it
+/// reads nothing).
+pub(crate) async fn answer(
+    system: &'static str,
+    resp: reqwest::Response,
+    error: fn(&[u8]) -> Option<(String, String)>,
+) -> Result<Vec<u8>, ConnectError> {
+    let status = resp.status();
+    let bytes = resp.bytes().await.map_err(|e| ConnectError::from_reqwest(system, e))?;
+    if status.is_success() {
+        return Ok(bytes.to_vec());
+    }
+    let (code, message) = error(&bytes)
+        .unwrap_or_else(|| ("HTTP_ERROR".to_string(), String::from_utf8_lossy(&bytes).chars().take(200).collect()));
+    Err(ConnectError::Status { system, status: status.as_u16(), code, message })
+}
+
+/// Reads a JSON body.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(system: &'static str, bytes: &[u8]) -> Result<T, ConnectError> {
+    serde_json::from_slice(bytes).map_err(|e| ConnectError::BadAnswer { system, detail: e.to_string() })
+}
+
+/// Writes a request body.
+pub(crate) fn to_json<T: serde::Serialize>(system: &'static str, v: &T) -> Result<serde_json::Value, ConnectError> {
+    serde_json::to_value(v).map_err(|e| ConnectError::BadAnswer { system, detail: e.to_string() })
 }
 
 /// Parses a base URL, refusing plain HTTP to anything but loopback.

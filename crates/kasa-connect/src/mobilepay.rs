@@ -553,11 +553,8 @@ fn bad(detail: impl Into<String>) -> ConnectError {
     ConnectError::BadAnswer { system: SYSTEM, detail: detail.into() }
 }
 
-/// A transport failure, without the query string (it holds the access token).
-fn transport(mut e: reqwest::Error) -> ConnectError {
-    if let Some(url) = e.url_mut() {
-        url.set_query(None);
-    }
+/// A transport failure (its text leaves out the query string, which holds the access token).
+fn transport(e: reqwest::Error) -> ConnectError {
     ConnectError::from_reqwest(SYSTEM, e)
 }
 
@@ -1054,16 +1051,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 async fn read<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ConnectError> {
-    let status = resp.status();
-    let bytes = resp.bytes().await.map_err(transport)?;
-    if status.is_success() {
-        return serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()));
-    }
-    let (code, message) = match serde_json::from_slice::<wire::Error>(&bytes) {
-        Ok(e) if !e.error_code.is_empty() => (e.error_code, e.message),
-        _ => ("HTTP_ERROR".to_string(), String::from_utf8_lossy(&bytes).chars().take(200).collect()),
-    };
-    Err(ConnectError::Status { system: SYSTEM, status: status.as_u16(), code, message })
+    let bytes = crate::answer(SYSTEM, resp, |b| match serde_json::from_slice::<wire::Error>(b) {
+        Ok(e) if !e.error_code.is_empty() => Some((e.error_code, e.message)),
+        _ => None,
+    })
+    .await?;
+    crate::from_json(SYSTEM, &bytes)
 }
 
 #[cfg(test)]

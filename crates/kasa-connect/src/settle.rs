@@ -246,25 +246,16 @@ impl SettleClient {
             req = req.json(&b);
         }
         let resp = req.send().await.map_err(|e| ConnectError::from_reqwest(SYSTEM, e))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| ConnectError::from_reqwest(SYSTEM, e))?;
-        if status.is_success() {
-            if bytes.is_empty() {
-                return Ok(None);
-            }
-            return serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| ConnectError::BadAnswer { system: SYSTEM, detail: e.to_string() });
-        }
-        let (code, message) = match serde_json::from_slice::<wire::Error>(&bytes) {
-            Ok(e) => (e.error_code, e.error_description),
-            Err(_) => ("HTTP_ERROR".into(), String::from_utf8_lossy(&bytes).chars().take(200).collect()),
-        };
-        Err(ConnectError::Status { system: SYSTEM, status: status.as_u16(), code, message })
+        let bytes = crate::answer(SYSTEM, resp, |b| {
+            serde_json::from_slice::<wire::Error>(b).ok().map(|e| (e.error_code, e.error_description))
+        })
+        .await?;
+        // Actions answer 204 with no body.
+        if bytes.is_empty() { Ok(None) } else { crate::from_json(SYSTEM, &bytes).map(Some) }
     }
 
     fn json<T: Serialize>(v: &T) -> Result<serde_json::Value, ConnectError> {
-        serde_json::to_value(v).map_err(|e| ConnectError::BadAnswer { system: SYSTEM, detail: e.to_string() })
+        crate::to_json(SYSTEM, v)
     }
 
     /// Points the shortlink's scans at Kasa's callback.

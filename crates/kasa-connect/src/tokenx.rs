@@ -393,7 +393,7 @@ impl TokenxClient {
     /// Lock; `renew` repeats the call for a lock already held, to extend it.
     pub async fn lock(&self, order_id: &str, request_id: &str, renew: Option<&str>) -> Result<Lock, ConnectError> {
         let body = wire::LockRequest { terminal_id: &self.settings.terminal_id, request_id, lock_id: renew };
-        let body = serde_json::to_value(&body).map_err(|e| bad(e.to_string()))?;
+        let body = crate::to_json(SYSTEM, &body)?;
         let path = format!("{}/{}/lock", paths::ORDERS, encode(order_id));
         let g: wire::LockGrant = self.call(Method::POST, &path, &[], Some(&body)).await?;
         Ok(Lock { expires_at: parse_time(&g.expires_at)?, lock_id: g.lock_id })
@@ -402,7 +402,7 @@ impl TokenxClient {
     /// Unlock.
     pub async fn unlock(&self, order_id: &str, lock_id: &str, request_id: &str) -> Result<(), ConnectError> {
         let body = wire::UnlockRequest { terminal_id: &self.settings.terminal_id, lock_id, request_id };
-        let body = serde_json::to_value(&body).map_err(|e| bad(e.to_string()))?;
+        let body = crate::to_json(SYSTEM, &body)?;
         let path = format!("{}/{}/unlock", paths::ORDERS, encode(order_id));
         let _: serde_json::Value = self.call(Method::POST, &path, &[], Some(&body)).await?;
         Ok(())
@@ -438,7 +438,7 @@ impl TokenxClient {
                 })
                 .collect(),
         };
-        let body = serde_json::to_value(&body).map_err(|e| bad(e.to_string()))?;
+        let body = crate::to_json(SYSTEM, &body)?;
         let path = format!("{}/{}/payment", paths::ORDERS, encode(order_id));
         let a: wire::PaymentAnswer = self.call(Method::POST, &path, &[], Some(&body)).await?;
         if a.status == "Paid" { Ok(()) } else { Err(bad(format!("payment answered status '{}'", a.status))) }
@@ -459,14 +459,8 @@ fn encode(segment: &str) -> String {
 }
 
 async fn read<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ConnectError> {
-    let status = resp.status();
-    let bytes = resp.bytes().await.map_err(|e| ConnectError::from_reqwest(SYSTEM, e))?;
-    if status.is_success() {
-        return serde_json::from_slice(&bytes).map_err(|e| bad(format!("{e}")));
-    }
-    let (code, message) = match serde_json::from_slice::<wire::Error>(&bytes) {
-        Ok(e) => (e.code, e.message),
-        Err(_) => ("HTTP_ERROR".to_string(), String::from_utf8_lossy(&bytes).chars().take(200).collect()),
-    };
-    Err(ConnectError::Status { system: SYSTEM, status: status.as_u16(), code, message })
+    let bytes =
+        crate::answer(SYSTEM, resp, |b| serde_json::from_slice::<wire::Error>(b).ok().map(|e| (e.code, e.message)))
+            .await?;
+    crate::from_json(SYSTEM, &bytes)
 }

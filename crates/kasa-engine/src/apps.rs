@@ -14,7 +14,7 @@ use kasa_core::{Money, Payment, PaymentKind, SaleEvent};
 use kasa_store::OutboxRow;
 
 use crate::Engine;
-use crate::deliver::{Delivery, LockChange};
+use crate::deliver::{Delivery, declined, not_configured, outcome as done, retry};
 use crate::scans::ScanSignal;
 
 /// How long a customer has to scan the QR code.
@@ -23,22 +23,6 @@ const SCAN_TIMEOUT: Duration = Duration::from_secs(180);
 const DECISION_TIMEOUT: Duration = Duration::from_secs(600);
 /// How often an undecided payment is asked about.
 const POLL: Duration = Duration::from_millis(400);
-
-fn done(event: SaleEvent) -> Delivery {
-    Delivery::Done { event: Some(event), lock: LockChange::None }
-}
-
-fn declined(code: &str, message: &str) -> Delivery {
-    done(SaleEvent::PaymentDeclined { code: code.to_string(), message: message.to_string() })
-}
-
-fn retry(e: &kasa_connect::ConnectError) -> Delivery {
-    Delivery::Retry { error: e.to_string(), maybe_applied: e.maybe_applied() }
-}
-
-fn not_configured(what: &str) -> Delivery {
-    Delivery::Park { reason: format!("{what} is not configured on this register"), event: None }
-}
 
 /// Waits for the customer to scan the QR code of `pos_tid`.
 pub(crate) async fn settle_scan_wait(engine: &Engine, pos_tid: &str) -> Delivery {

@@ -49,8 +49,24 @@ fn done(event: Option<SaleEvent>, lock: LockChange) -> Delivery {
     Delivery::Done { event, lock }
 }
 
-fn retry(e: &ConnectError) -> Delivery {
+/// Done, with an event for the sale and no lock change.
+pub(crate) fn outcome(event: SaleEvent) -> Delivery {
+    done(Some(event), LockChange::None)
+}
+
+/// The attempt ended without money taken.
+pub(crate) fn declined(code: &str, message: &str) -> Delivery {
+    outcome(SaleEvent::PaymentDeclined { code: code.to_string(), message: message.to_string() })
+}
+
+/// Try again later with the same key.
+pub(crate) fn retry(e: &ConnectError) -> Delivery {
     Delivery::Retry { error: e.to_string(), maybe_applied: e.maybe_applied() }
+}
+
+/// A provider the register has no settings for.
+pub(crate) fn not_configured(what: &str) -> Delivery {
+    Delivery::Park { reason: format!("{what} is not configured on this register"), event: None }
 }
 
 fn elapsed_since(at: OffsetDateTime) -> Duration {

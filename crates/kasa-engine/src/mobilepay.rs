@@ -9,25 +9,13 @@ use std::time::Duration;
 use kasa_connect::mobilepay::{MobilePayClient, PaymentStatus};
 use kasa_core::{Money, Payment, PaymentKind, SaleEvent};
 
-use crate::deliver::{Delivery, LockChange};
+use crate::deliver::{Delivery, declined, not_configured, outcome as done, retry};
 use crate::{ApiError, Engine, ErrorCode, connect_error};
 
 /// How long a customer has to approve.
 const DECISION_TIMEOUT: Duration = Duration::from_secs(600);
 /// How often the payment is asked about.
 const POLL: Duration = Duration::from_millis(400);
-
-fn done(event: SaleEvent) -> Delivery {
-    Delivery::Done { event: Some(event), lock: LockChange::None }
-}
-
-fn declined(code: &str, message: &str) -> Delivery {
-    done(SaleEvent::PaymentDeclined { code: code.to_string(), message: message.to_string() })
-}
-
-fn retry(e: &kasa_connect::ConnectError) -> Delivery {
-    Delivery::Retry { error: e.to_string(), maybe_applied: e.maybe_applied() }
-}
 
 /// What the cashier reads when a payment ends without money.
 fn ended(status: &PaymentStatus) -> &'static str {
@@ -43,9 +31,7 @@ fn ended(status: &PaymentStatus) -> &'static str {
 
 /// Takes (or, after a restart, follows up) the payment of `order_id`.
 pub(crate) async fn payment(engine: &Engine, amount: Money, order_id: &str, start: bool) -> Delivery {
-    let Some(mp) = &engine.inner.mobilepay else {
-        return Delivery::Park { reason: "MobilePay is not configured on this register".into(), event: None };
-    };
+    let Some(mp) = &engine.inner.mobilepay else { return not_configured("MobilePay") };
     let payment_id = match mp.retrieve_by_terminal(order_id, None).await {
         Ok(Some(id)) => id,
         Ok(None) if !start => {

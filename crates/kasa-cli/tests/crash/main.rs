@@ -20,14 +20,7 @@ use kasa_sim::{CardScript, Sandbox, SandboxConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const FAILPOINTS: &[&str] = &[
-    "step.before_commit",
-    "step.after_commit",
-    "deliver.before_send",
-    "deliver.after_send",
-    "record.before_commit",
-    "record.after_commit",
-];
+use kasa_engine::failpoint::NAMES as FAILPOINTS;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
