@@ -84,6 +84,11 @@ pub async fn cancel_sale(shell: State<'_, Shell>, sale_id: String) -> Res<SaleVi
 }
 
 #[tauri::command]
+pub async fn void_sale(shell: State<'_, Shell>, sale_id: String, pin: String) -> Res<SaleView> {
+    shell.engine()?.void_sale(&sale_id, &pin).await
+}
+
+#[tauri::command]
 pub async fn sale(shell: State<'_, Shell>, sale_id: String) -> Res<SaleView> {
     shell.engine()?.sale_view(&sale_id).await
 }

@@ -117,6 +117,7 @@ pub fn run() {
             commands::pay,
             commands::cancel_payment,
             commands::cancel_sale,
+            commands::void_sale,
             commands::sale,
             commands::reprint,
             commands::queue,

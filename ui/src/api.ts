@@ -53,6 +53,7 @@ export const api = {
     call<TerminalView>("create_terminal", { model, name, serialNumber, pin }),
   cancelPayment: (saleId: string) => call<void>("cancel_payment", { saleId }),
   cancelSale: (saleId: string) => call<SaleView>("cancel_sale", { saleId }),
+  voidSale: (saleId: string, pin: string) => call<SaleView>("void_sale", { saleId, pin }),
   sale: (saleId: string) => call<SaleView>("sale", { saleId }),
   reprint: (saleId: string) => call<void>("reprint", { saleId }),
   queue: () => call<QueueItem[]>("queue"),

@@ -602,8 +602,22 @@ impl Engine {
         }
     }
 
-    /// Abandons a sale: an open one at once; one partly paid after giving the paid parts back.
+    /// Abandons an open sale. A partly paid one is voided by a manager ([`Engine::void_sale`]).
     pub async fn cancel_sale(&self, sale_id: &str) -> Result<SaleView, ApiError> {
+        if self.sale(sale_id).await?.state == SaleState::Tendering {
+            return Err(ApiError::new(
+                ErrorCode::InvalidState,
+                "Part of this sale is paid: a manager voids it with the PIN, which gives the paid parts back.",
+            ));
+        }
+        let sale = self.apply(sale_id, SaleEvent::CancelRequested).await?;
+        Ok(self.view(&sale))
+    }
+
+    /// Voids a partly paid sale (manager PIN): every paid part is given back through its
+    /// method, then the pump order is released and the sale cancelled.
+    pub async fn void_sale(&self, sale_id: &str, pin: &str) -> Result<SaleView, ApiError> {
+        self.check_pin(pin).await?;
         let sale = self.apply(sale_id, SaleEvent::CancelRequested).await?;
         Ok(self.view(&sale))
     }

@@ -277,7 +277,11 @@ async fn cancelling_a_partly_paid_sale_refunds_the_parts_and_unlocks() {
     let sale = h.engine.open_order_sale(&order.order_id).await.unwrap();
     h.engine.pay_part(&sale.id, PayMethod::Card, Some(Money::new(10_000, Currency::TRY))).await.unwrap();
     assert_eq!(h.engine.wait_settled(&sale.id, WAIT).await.unwrap().state, SaleState::Tendering);
-    h.engine.cancel_sale(&sale.id).await.unwrap();
+    // A cashier can't simply cancel it: voiding gives money back and needs the manager.
+    assert_eq!(h.engine.cancel_sale(&sale.id).await.unwrap_err().code, ErrorCode::InvalidState);
+    h.engine.set_manager_pin("8642", None).await.unwrap();
+    assert_eq!(h.engine.void_sale(&sale.id, "1111").await.unwrap_err().code, ErrorCode::Refused);
+    h.engine.void_sale(&sale.id, "8642").await.unwrap();
     let after = h.engine.wait_settled(&sale.id, WAIT).await.unwrap();
     assert_eq!(after.state, SaleState::Cancelled);
     assert_eq!(after.notice.unwrap().code, "VOIDED");
