@@ -60,11 +60,16 @@ impl ScanBoard {
         b.early.remove(pos_tid);
     }
 
-    /// Hands a signal to the attempt waiting for `pos_tid`, or keeps it for it.
+    /// Hands a signal to the attempt waiting for `pos_tid`, or keeps it for it (a bounded
+    /// number of early signals are kept; scans of stale QR codes are not hoarded).
     pub(crate) fn signal(&self, pos_tid: &str, sig: ScanSignal) {
+        const EARLY_KEPT: usize = 64;
         let mut b = self.lock();
         let delivered = b.waiting.get(pos_tid).is_some_and(|tx| tx.send(sig.clone()).is_ok());
         if !delivered {
+            if b.early.len() >= EARLY_KEPT {
+                b.early.clear();
+            }
             b.early.insert(pos_tid.to_string(), sig);
         }
     }
@@ -102,5 +107,26 @@ async fn callback(State(board): State<ScanBoard>, body: Bytes) -> StatusCode {
             tracing::warn!(error = %e, "an unreadable Settle callback was ignored");
             StatusCode::BAD_REQUEST
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scan_reaches_its_waiter_even_when_it_comes_first() {
+        let board = ScanBoard::default();
+        board.signal("early", ScanSignal::Scanned("token:1".into()));
+        let mut rx = board.wait("early");
+        assert_eq!(rx.try_recv().unwrap(), ScanSignal::Scanned("token:1".into()));
+        let mut rx2 = board.wait("late");
+        board.signal("late", ScanSignal::Cancelled);
+        assert_eq!(rx2.try_recv().unwrap(), ScanSignal::Cancelled);
+        board.forget("late");
+        for i in 0..200 {
+            board.signal(&format!("stale-{i}"), ScanSignal::Cancelled);
+        }
+        assert!(board.lock().early.len() <= 64);
     }
 }
