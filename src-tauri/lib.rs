@@ -29,7 +29,7 @@ impl Shell {
             ._demo
             .as_ref()
             .ok_or_else(|| ApiError::new(ErrorCode::InvalidState, "The sandbox customer exists only in demo mode."))?;
-        kasa_engine::demo::play_customer(self.engine()?, sandbox, action).await
+        kasa_engine::demo::play_customer(self.engine()?, sandbox, action.parse()?).await
     }
 }
 

@@ -43,7 +43,7 @@ export const api = {
   refund: (saleId: string, payment: number, amount: Money, pin: string, reason: string) =>
     call<SaleView>("refund", { saleId, payment, amount, pin, reason }),
   recentSales: () => call<SaleView[]>("recent_sales"),
-  demoCustomer: (action: "approve" | "reject" | "scan") => call<string>("demo_customer", { action }),
+  demoCustomer: (action: "approve" | "reject" | "scan" | "expire") => call<string>("demo_customer", { action }),
   retryPrinter: () => call<void>("retry_printer"),
   slipPng: (saleId: string) => call<string>("slip_png", { saleId }),
   exportSlipPdf: (saleId: string, a4: boolean) => call<string>("export_slip_pdf", { saleId, a4 }),

@@ -31,10 +31,40 @@ pub async fn start(data_dir: PathBuf, mut sandbox: SandboxConfig) -> Result<Demo
     Ok(Demo { sandbox, engine })
 }
 
+/// What the sandbox's customer does on the demo panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomerAction {
+    /// Scans the Settle QR code (MobilePay needs no scan: the customer checks in).
+    Scan,
+    /// Approves the payment in the app.
+    Approve,
+    /// Rejects the payment in the app.
+    Reject,
+    /// Walks away: the request (or its authorisation) expires.
+    Expire,
+}
+
+impl std::str::FromStr for CustomerAction {
+    type Err = ApiError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "scan" => Ok(Self::Scan),
+            "approve" => Ok(Self::Approve),
+            "reject" => Ok(Self::Reject),
+            "expire" => Ok(Self::Expire),
+            other => Err(ApiError::new(
+                ErrorCode::BadInput,
+                format!("Unknown sandbox action \"{other}\": use scan, approve, reject or expire."),
+            )),
+        }
+    }
+}
+
 /// Plays the sandbox's customer for the app or QR payment under way at this register:
-/// `scan` scans the Settle QR code, `approve` and `reject` decide (in MobilePay the customer
-/// checks in first). Returns what was done, for the demo panel.
-pub async fn play_customer(engine: &Engine, sandbox: &Sandbox, action: &str) -> Result<String, ApiError> {
+/// `Scan` scans the Settle QR code; `Approve`, `Reject` and `Expire` decide (in MobilePay the
+/// customer checks in first). Returns what was done, for the demo panel.
+pub async fn play_customer(engine: &Engine, sandbox: &Sandbox, action: CustomerAction) -> Result<String, ApiError> {
     use kasa_core::{PayMethod, SaleState};
     let paying = engine.store().sales_in(&[SaleState::Paying])?;
     let attempt = paying
@@ -43,37 +73,43 @@ pub async fn play_customer(engine: &Engine, sandbox: &Sandbox, action: &str) -> 
         .find(|a| matches!(a.method, PayMethod::Settle | PayMethod::MobilePay))
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidState, "No app or QR payment is under way."))?;
     let fail = |e: String| ApiError::new(ErrorCode::InvalidState, e);
-    match (attempt.method, action) {
-        (PayMethod::Settle, "scan") => {
+    let said = match action {
+        CustomerAction::Scan => "The customer scanned the QR code.",
+        CustomerAction::Approve => "The customer approved the payment.",
+        CustomerAction::Reject => "The customer rejected the payment.",
+        CustomerAction::Expire => "The customer walked away; the payment expired.",
+    };
+    match attempt.method {
+        PayMethod::Settle => {
             let pos_tid = attempt.reference.unwrap_or_default();
-            sandbox.settle.scan(&pos_tid).await.map_err(fail)?;
-            Ok("The customer scanned the QR code.".into())
-        }
-        (PayMethod::Settle, decision) => {
-            let pos_tid = attempt.reference.unwrap_or_default();
-            let tid = sandbox.settle.tid_of(&pos_tid).ok_or_else(|| fail("Scan the QR code first.".into()))?;
-            if decision == "approve" {
-                sandbox.settle.approve(&tid)
-            } else {
-                sandbox.settle.reject(&tid)
+            if action == CustomerAction::Scan {
+                sandbox.settle.scan(&pos_tid).await.map_err(fail)?;
+                return Ok(said.into());
             }
-            Ok(format!("The customer chose to {decision}."))
+            let tid = sandbox.settle.tid_of(&pos_tid).ok_or_else(|| fail("Scan the QR code first.".into()))?;
+            match action {
+                CustomerAction::Approve => sandbox.settle.approve(&tid),
+                CustomerAction::Reject => sandbox.settle.reject(&tid),
+                _ => sandbox.settle.expire(&tid),
+            }
         }
-        (PayMethod::MobilePay, decision) => {
+        _ => {
+            if action == CustomerAction::Scan {
+                return Err(fail("MobilePay has nothing to scan here: approve, reject or let it expire.".into()));
+            }
             let terminal = engine.config().mobilepay.as_ref().map(|m| m.terminal_id.clone()).unwrap_or_default();
             let payment = sandbox
                 .mobilepay
                 .active_payment(&terminal)
                 .ok_or_else(|| fail("The MobilePay payment is still starting.".into()))?;
             let _ = sandbox.mobilepay.check_in(&terminal);
-            let r = if decision == "approve" {
-                sandbox.mobilepay.approve(&payment)
-            } else {
-                sandbox.mobilepay.reject(&payment)
-            };
-            r.map_err(|e| fail(format!("{e:?}")))?;
-            Ok(format!("The customer chose to {decision}."))
+            match action {
+                CustomerAction::Approve => sandbox.mobilepay.approve(&payment),
+                CustomerAction::Reject => sandbox.mobilepay.reject(&payment),
+                _ => sandbox.mobilepay.expire(&payment),
+            }
+            .map_err(|e| fail(format!("{e:?}")))?;
         }
-        _ => Err(fail("Unknown sandbox action.".into())),
     }
+    Ok(said.into())
 }

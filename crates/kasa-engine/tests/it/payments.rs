@@ -290,3 +290,51 @@ async fn cancelling_a_partly_paid_sale_refunds_the_parts_and_unlocks() {
     assert_eq!(h.sandbox.tokenx.status_of(&order.order_id), Some("Open"));
     assert_eq!(h.sandbox.tokenx.accepted_reports(&order.order_id), 0, "a voided sale is never reported");
 }
+
+/// The demo panel's customer: what its buttons do to the payment under way.
+#[cfg(feature = "demo")]
+#[tokio::test]
+async fn the_demo_panel_customer_scans_approves_and_lets_payments_expire() {
+    use kasa_engine::demo::{CustomerAction, play_customer};
+
+    assert_eq!("expire".parse::<CustomerAction>().unwrap(), CustomerAction::Expire);
+    let bad = "dance".parse::<CustomerAction>().unwrap_err();
+    assert_eq!(bad.code, ErrorCode::BadInput);
+    assert!(bad.message.contains("scan, approve, reject or expire"), "{}", bad.message);
+
+    let h = harness_with(manual_customers).await;
+    let nothing = play_customer(&h.engine, &h.sandbox, CustomerAction::Approve).await.unwrap_err();
+    assert_eq!(nothing.code, ErrorCode::InvalidState);
+
+    // MobilePay: the customer walks away and the payment expires; the pump order is unlocked.
+    let order = wait_for_orders(&h.engine, 4).await[0].clone();
+    let sale = h.engine.open_order_sale(&order.order_id).await.unwrap();
+    h.engine.pay(&sale.id, PayMethod::MobilePay).await.unwrap();
+    let mp = h.sandbox.mobilepay.clone();
+    wait_until(|| mp.active_payment("KASA-LANE-1").is_some()).await;
+    let scan = play_customer(&h.engine, &h.sandbox, CustomerAction::Scan).await.unwrap_err();
+    assert!(scan.message.contains("nothing to scan"), "{}", scan.message);
+    play_customer(&h.engine, &h.sandbox, CustomerAction::Expire).await.unwrap();
+    let after = h.engine.wait_settled(&sale.id, WAIT).await.unwrap();
+    assert_eq!(after.state, SaleState::Open, "{after:?}");
+    assert!(after.payments.is_empty());
+    settle(&h.engine, WAIT).await;
+    assert_eq!(h.sandbox.tokenx.status_of(&order.order_id), Some("Open"));
+    assert!(h.sandbox.mobilepay.captured_payments().is_empty());
+
+    // Settle: deciding before the scan is refused; scan then approve pays the order.
+    settle_ready(&h.sandbox).await;
+    let order = wait_for_orders(&h.engine, 4).await[1].clone();
+    let sale = h.engine.open_order_sale(&order.order_id).await.unwrap();
+    h.engine.pay(&sale.id, PayMethod::Settle).await.unwrap();
+    h.engine.wait_for_state(&sale.id, SaleState::Paying, WAIT).await.unwrap();
+    let early = play_customer(&h.engine, &h.sandbox, CustomerAction::Approve).await.unwrap_err();
+    assert!(early.message.contains("Scan the QR code first"), "{}", early.message);
+    play_customer(&h.engine, &h.sandbox, CustomerAction::Scan).await.unwrap();
+    let settle_sim = h.sandbox.settle.clone();
+    wait_until(|| !settle_sim.pending().is_empty()).await;
+    play_customer(&h.engine, &h.sandbox, CustomerAction::Approve).await.unwrap();
+    let paid = h.engine.wait_settled(&sale.id, WAIT).await.unwrap();
+    assert!(paid.state.is_paid(), "{paid:?}");
+    assert_eq!(h.sandbox.settle.captured().len(), 1);
+}
