@@ -442,10 +442,12 @@ async fn queue(engine: &Engine, action: &QueueAction) -> Result<()> {
 
 async fn wait_for_orders(engine: &Engine) -> Result<Vec<kasa_core::OrderSummary>> {
     for _ in 0..100 {
-        if engine.status().orders_age_secs.is_some() {
+        // Online is first set by a listing; until then the cache may be from an earlier run.
+        let status = engine.status();
+        if status.online {
             return Ok(engine.orders().await?);
         }
-        if let Some(reason) = engine.status().offline_reason {
+        if let Some(reason) = status.offline_reason {
             bail!("offline: {reason}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

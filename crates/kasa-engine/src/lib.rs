@@ -29,7 +29,7 @@ mod sync;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kasa_connect::finix::{FinixClient, FinixSettings};
 use kasa_connect::tokenx::{TokenxClient, TokenxSettings};
@@ -85,7 +85,8 @@ struct Live {
     settle_ready: bool,
     online: bool,
     offline_reason: Option<String>,
-    last_sync: Option<Instant>,
+    /// When the cloud last listed the orders (kept in the store, so it outlives a restart).
+    orders_listed_at: Option<OffsetDateTime>,
     printer_problem: Option<String>,
     queue: QueueCounts,
 }
@@ -255,6 +256,7 @@ impl Engine {
             None => None,
         };
         let (events, _) = broadcast::channel(256);
+        let orders_listed_at = store.orders_listed_at()?;
         let inner = Arc::new(Inner {
             config,
             store: Arc::new(store),
@@ -272,7 +274,7 @@ impl Engine {
             sync_kick: Notify::new(),
             changes: watch::channel(0).0,
             shutdown: watch::channel(false).0,
-            live: Mutex::new(Live::default()),
+            live: Mutex::new(Live { orders_listed_at, ..Live::default() }),
             pin_guard: Mutex::new(manager::PinGuard::default()),
             demo,
             tasks: Mutex::new(Vec::new()),
@@ -371,6 +373,7 @@ impl Engine {
         let at = now();
         let stored = list.clone();
         self.db(move |s| Ok(s.write(|tx| tx.upsert_order_summaries(&stored, at))?)).await?;
+        self.inner.live.lock().unwrap_or_else(|e| e.into_inner()).orders_listed_at = Some(at);
         Ok(list)
     }
 
@@ -814,7 +817,7 @@ impl Engine {
         StatusView {
             online: live.online,
             offline_reason: live.offline_reason.clone(),
-            orders_age_secs: live.last_sync.map(|t| t.elapsed().as_secs()),
+            orders_age_secs: live.orders_listed_at.map(|t| (now() - t).whole_seconds().max(0) as u64),
             queue_pending: live.queue.pending,
             queue_parked: live.queue.parked,
             terminal_id: self.inner.config.tokenx.terminal_id.clone(),
@@ -928,10 +931,7 @@ impl Engine {
     fn set_online(&self, online: bool, reason: Option<String>) {
         let (changed, reconnected) = {
             let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
-            let reconnected = online && !live.online && live.last_sync.is_some();
-            if online {
-                live.last_sync = Some(Instant::now());
-            }
+            let reconnected = online && !live.online;
             let changed = live.online != online || live.offline_reason != reason;
             live.online = online;
             live.offline_reason = reason;

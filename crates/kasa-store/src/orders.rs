@@ -4,14 +4,18 @@ use kasa_core::{OrderSummary, PumpOrder};
 use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 
-use crate::{Store, StoreError, Tx, ts};
+use crate::{Store, StoreError, Tx, parse_ts, ts};
+
+/// The setting holding when the cloud last listed the orders.
+const LISTED_AT: &str = "orders_listed_at";
 
 fn status_name(summary: &OrderSummary) -> Result<String, StoreError> {
     Ok(serde_json::to_value(summary.status)?.as_str().unwrap_or_default().to_string())
 }
 
 impl Tx<'_> {
-    /// Stores the summaries of one listing; the cached list is then exactly this listing.
+    /// Stores the summaries of one listing; the cached list is then exactly this listing (orders
+    /// the cloud no longer lists stay in the table, for their sales, but are not listed).
     pub fn upsert_order_summaries(&self, list: &[OrderSummary], now: OffsetDateTime) -> Result<(), StoreError> {
         let mut stmt = self.conn().prepare_cached(
             "INSERT INTO orders (order_id, plate_number, pump_no, status, created_at, summary, detail, seen_at)
@@ -31,12 +35,7 @@ impl Tx<'_> {
                 seen,
             ])?;
         }
-        self.conn().execute(
-            "INSERT INTO settings (key, value) VALUES ('orders_listed_at', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [&seen],
-        )?;
-        Ok(())
+        self.set_setting(LISTED_AT, &seen)
     }
 
     /// Stores a full order (and its summary).
@@ -63,14 +62,22 @@ impl Tx<'_> {
 }
 
 impl Store {
-    /// Cached summaries, newest first.
+    /// The orders of the cloud's last listing, newest first; none before the first listing.
     pub fn orders(&self, limit: u32) -> Result<Vec<OrderSummary>, StoreError> {
         self.read(|c| {
-            let mut stmt =
-                c.prepare_cached("SELECT summary FROM orders ORDER BY created_at DESC, order_id LIMIT ?1")?;
-            let rows = stmt.query_map([limit], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = c.prepare_cached(
+                "SELECT summary FROM orders WHERE seen_at = (SELECT value FROM settings WHERE key = ?1)
+                 ORDER BY created_at DESC, order_id LIMIT ?2",
+            )?;
+            let rows =
+                stmt.query_map(params![LISTED_AT, limit], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
             rows.iter().map(|s| Ok(serde_json::from_str(s)?)).collect()
         })
+    }
+
+    /// When the cloud last listed the orders (the age of the cached list).
+    pub fn orders_listed_at(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.setting(LISTED_AT)?.map(|t| parse_ts(&t)).transpose()
     }
 
     /// The full order, if it was fetched.

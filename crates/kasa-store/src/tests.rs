@@ -215,3 +215,34 @@ fn sales_are_found_by_state_and_order() {
     assert_eq!(store.count_sales(SaleState::Open).unwrap(), 1);
     assert_eq!(store.recent_sales(10).unwrap().len(), 2);
 }
+
+fn summary(order_id: &str, minute: u8) -> kasa_core::OrderSummary {
+    kasa_core::OrderSummary {
+        order_id: order_id.into(),
+        plate_number: "34 ABC 123".into(),
+        pump_no: 3,
+        product_name: "Motorin".into(),
+        amount: Money::new(150_000, Currency::TRY),
+        status: kasa_core::OrderStatus::Open,
+        created_at: NOW + time::Duration::minutes(minute.into()),
+    }
+}
+
+#[test]
+fn the_cached_order_list_is_the_last_listing_with_its_time() {
+    let (_d, store) = store();
+    assert!(store.orders(10).unwrap().is_empty());
+    assert_eq!(store.orders_listed_at().unwrap(), None, "never listed");
+
+    store.write(|tx| tx.upsert_order_summaries(&[summary("A", 1), summary("B", 2)], NOW)).unwrap();
+    let ids = |s: &Store| s.orders(10).unwrap().into_iter().map(|o| o.order_id).collect::<Vec<_>>();
+    assert_eq!(ids(&store), ["B", "A"], "newest first");
+
+    // The cloud stops listing A (finished elsewhere): it leaves the list, not the table.
+    let later = NOW + time::Duration::seconds(5);
+    store.write(|tx| tx.upsert_order_summaries(&[summary("B", 2), summary("C", 3)], later)).unwrap();
+    assert_eq!(ids(&store), ["C", "B"]);
+    assert_eq!(store.orders_listed_at().unwrap(), Some(later));
+    let kept: i64 = store.read(|c| Ok(c.query_row("SELECT count(*) FROM orders", [], |r| r.get(0))?)).unwrap();
+    assert_eq!(kept, 3);
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use kasa_core::{Currency, Money, OrderStatus, PayMethod, PaymentKind, SaleState};
 use kasa_sim::CardScript;
 
-use super::{harness, harness_with, wait_for_orders};
+use super::{harness, harness_with, register, wait_for_orders};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -174,7 +174,8 @@ async fn a_sandbox_that_is_down_shows_offline_instead_of_hanging() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let status = h.engine.status();
-    assert!(status.offline_reason.unwrap().contains("unreachable"));
+    assert!(status.offline_reason.as_deref().unwrap().contains("unreachable"));
+    assert!(status.orders_age_secs.is_some_and(|age| age < 5), "the cached list shows its age: {status:?}");
 
     let t0 = std::time::Instant::now();
     h.engine.pay(&sale.id, PayMethod::Card).await.unwrap();
@@ -238,4 +239,46 @@ async fn a_card_cancelled_at_the_terminal_reopens_the_sale() {
     assert_eq!(h.sandbox.tokenx.status_of(&order.order_id), Some("Open"));
     let cancelled = h.engine.cancel_sale(&sale.id).await.unwrap();
     assert_eq!(cancelled.state, SaleState::Cancelled);
+}
+
+#[tokio::test]
+async fn a_register_restarted_offline_shows_the_last_list_with_its_age() {
+    let h = harness().await;
+    let listed = wait_for_orders(&h.engine, 4).await;
+    h.engine.shutdown().await;
+    h.sandbox.tokenx_http.control.set_outage(true).await;
+
+    let engine = register(&h.sandbox, h._dir.path(), |_| {}).await;
+    let started = std::time::Instant::now();
+    while engine.status().offline_reason.is_none() {
+        assert!(started.elapsed() < Duration::from_secs(2), "offline must show within 2 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = engine.status();
+    assert!(!status.online);
+    assert!(status.orders_age_secs.is_some(), "the age of the list outlives the restart: {status:?}");
+    let cached = engine.orders().await.unwrap();
+    assert_eq!(
+        cached.iter().map(|o| &o.order_id).collect::<Vec<_>>(),
+        listed.iter().take(cached.len()).map(|o| &o.order_id).collect::<Vec<_>>()
+    );
+    assert!(cached.len() >= 4);
+    // The order's details were never fetched, so it can't be opened until the cloud is back.
+    let refused = engine.open_order_sale(&cached[0].order_id).await.unwrap_err();
+    assert_eq!(refused.code, kasa_engine::ErrorCode::Offline);
+    assert!(refused.message.contains("keeps working"), "{}", refused.message);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_receipt_is_picked_up_when_the_cloud_no_longer_lists_the_order() {
+    // Finished orders leave the list at once: the register must read the order itself.
+    let h = harness_with(|c| c.tokenx.finished_listed_for = Duration::ZERO).await;
+    let order = wait_for_orders(&h.engine, 4).await[0].clone();
+    let sale = h.engine.open_order_sale(&order.order_id).await.unwrap();
+    h.engine.pay(&sale.id, PayMethod::Cash { tendered: sale.total }).await.unwrap();
+    let done = h.engine.wait_for_state(&sale.id, SaleState::Completed, WAIT).await.unwrap();
+    assert!(done.receipt.is_some());
+    let listed = h.engine.orders().await.unwrap();
+    assert!(listed.iter().all(|o| o.order_id != order.order_id), "the cached list follows the cloud's");
 }
