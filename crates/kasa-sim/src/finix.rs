@@ -14,6 +14,16 @@
 //!
 //! Refunds are reversals (`POST /transfers/{id}/reversals` with `refund_amount`), partial or full,
 //! never more in all than the original transfer; a reversal carries its own `idempotency_id`.
+//!
+//! Timing as a store sees it, for the tests that hold Kasa to its money promises: a cardholder
+//! takes a while at the terminal ([`FinixConfig::tap`], drawn per card from the seeded
+//! generator); lookups (`GET /transfers?idempotency_id=`, `GET /transfers/{id}`) can lag behind
+//! creation ([`FinixConfig::lookup_lag`]) or not see a transfer at all until the card is read
+//! ([`FinixConfig::hidden_until_final`], as with a terminal that reports the transfer only when
+//! it is done). A repeated `POST /transfers` with the same `idempotency_id` always finds the
+//! original (Finix's idempotent-request page: "the same idempotency_id ... will return the
+//! original response or raise an exception if the new request differs"), however lagging the
+//! lookups are.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,6 +61,15 @@ pub struct FinixConfig {
     pub decline_rate: f64,
     /// Seed for ids and trace ids.
     pub seed: u64,
+    /// When set, an unscripted card's time at the terminal is drawn from this range (instead
+    /// of the delay of `default_card`).
+    pub tap: Option<(Duration, Duration)>,
+    /// How long after creation a transfer stays invisible to lookups.
+    pub lookup_lag: Duration,
+    /// Lookups do not see a transfer until the card is read (its outcome is reached).
+    pub hidden_until_final: bool,
+    /// Leave out `updated_at` from transfers (a field Kasa must not need).
+    pub omit_updated_at: bool,
 }
 
 impl Default for FinixConfig {
@@ -63,6 +82,10 @@ impl Default for FinixConfig {
             default_card: CardScript::approve(Duration::from_millis(0)),
             decline_rate: 0.0,
             seed: 11,
+            tap: None,
+            lookup_lag: Duration::ZERO,
+            hidden_until_final: false,
+            omit_updated_at: false,
         }
     }
 }
@@ -92,6 +115,16 @@ pub enum CardScript {
     },
     /// Nothing happens until the sale is cancelled (or five minutes pass).
     WaitForCancel,
+    /// The terminal approves after the delay but reports another amount or currency than was
+    /// asked (a partial approval, or a misconfigured terminal).
+    ApproveOther {
+        /// Time at the terminal.
+        after: Duration,
+        /// The amount reported, when it differs.
+        amount: Option<i64>,
+        /// The currency reported, when it differs.
+        currency: Option<String>,
+    },
 }
 
 impl CardScript {
@@ -106,6 +139,29 @@ impl CardScript {
             after,
             code: "GENERIC_DECLINE".into(),
             message: "The card was declined by the issuer.".into(),
+        }
+    }
+
+    /// The same script with its time at the terminal set to `after`.
+    fn taking(self, took: Duration) -> CardScript {
+        match self {
+            CardScript::Approve { brand, last4, entry_mode, .. } => {
+                CardScript::Approve { after: took, brand, last4, entry_mode }
+            }
+            CardScript::Decline { code, message, .. } => CardScript::Decline { after: took, code, message },
+            CardScript::ApproveOther { amount, currency, .. } => {
+                CardScript::ApproveOther { after: took, amount, currency }
+            }
+            CardScript::WaitForCancel => CardScript::WaitForCancel,
+        }
+    }
+
+    fn delay(&self) -> Option<Duration> {
+        match self {
+            CardScript::Approve { after, .. }
+            | CardScript::Decline { after, .. }
+            | CardScript::ApproveOther { after, .. } => Some(*after),
+            CardScript::WaitForCancel => None,
         }
     }
 }
@@ -128,9 +184,31 @@ struct Inner {
     transfers: HashMap<String, Value>,
     done: HashMap<String, watch::Receiver<bool>>,
     idempotency: HashMap<String, (Value, String)>,
+    /// When each transfer becomes visible to lookups (absent: visible).
+    visible_from: HashMap<String, std::time::Instant>,
+    /// Transfers lookups do not see until their outcome is reached.
+    hidden: std::collections::HashSet<String>,
     pending: HashMap<String, Pending>,
     scripts: VecDeque<CardScript>,
     rng: StdRng,
+}
+
+impl Inner {
+    /// Whether lookups see a transfer yet.
+    fn visible(&self, id: &str) -> bool {
+        !self.hidden.contains(id) && self.visible_from.get(id).is_none_or(|from| std::time::Instant::now() >= *from)
+    }
+
+    /// A transfer as the API answers it.
+    fn answer(&self, id: &str) -> Option<Value> {
+        let mut t = self.transfers.get(id)?.clone();
+        if self.config.omit_updated_at
+            && let Some(o) = t.as_object_mut()
+        {
+            o.remove("updated_at");
+        }
+        Some(t)
+    }
 }
 
 /// The Finix sandbox's state; cheap to clone.
@@ -164,6 +242,8 @@ impl Finix {
                 transfers: HashMap::new(),
                 done: HashMap::new(),
                 idempotency: HashMap::new(),
+                visible_from: HashMap::new(),
+                hidden: std::collections::HashSet::new(),
                 pending: HashMap::new(),
                 scripts: VecDeque::new(),
                 rng,
@@ -445,7 +525,7 @@ async fn update_device(State(f): State<Finix>, headers: HeaderMap, Path(id): Pat
             if let Some(mut done) = done {
                 let _ = done.wait_for(|d| *d).await;
             }
-            let t = f.lock().transfers.get(&transfer_id).cloned().unwrap_or(Value::Null);
+            let t = f.lock().answer(&transfer_id).unwrap_or(Value::Null);
             hal(StatusCode::OK, t)
         }
         other => Err(FinixError(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_FIELD", format!("unknown action {other}"))),
@@ -507,10 +587,18 @@ async fn create_transfer(State(f): State<Finix>, headers: HeaderMap, body: Bytes
         }
         let decline_rate = g.config.decline_rate.clamp(0.0, 1.0);
         let script = if connected {
-            match g.scripts.pop_front() {
+            let script = match g.scripts.pop_front() {
                 Some(s) => s,
                 None if decline_rate > 0.0 && g.rng.random_bool(decline_rate) => CardScript::decline(Duration::ZERO),
                 None => g.config.default_card.clone(),
+            };
+            match (g.config.tap, script.delay()) {
+                // A card with no time of its own takes the cardholder a while.
+                (Some((min, max)), Some(d)) if d.is_zero() => {
+                    let took = if max > min { g.rng.random_range(min..=max) } else { min };
+                    script.taking(took)
+                }
+                _ => script,
             }
         } else {
             CardScript::Decline {
@@ -559,6 +647,13 @@ async fn create_transfer(State(f): State<Finix>, headers: HeaderMap, body: Bytes
             g.idempotency.insert(key.clone(), (b.clone(), id.clone()));
         }
         g.pending.insert(device_id.clone(), Pending { transfer_id: id.clone(), cancel: Some(cancel_tx) });
+        if !g.config.lookup_lag.is_zero() {
+            let from = std::time::Instant::now() + g.config.lookup_lag;
+            g.visible_from.insert(id.clone(), from);
+        }
+        if g.config.hidden_until_final {
+            g.hidden.insert(id.clone());
+        }
     }
     // The terminal works on its own: the outcome is reached even if the caller goes away.
     tokio::spawn(run_terminal(f.clone(), id.clone(), device_id, script, cancel_rx, done_tx));
@@ -570,7 +665,7 @@ async fn wait_final(f: &Finix, transfer_id: &str) -> FinixResult {
     if let Some(mut done) = done {
         let _ = done.wait_for(|d| *d).await;
     }
-    let t = f.lock().transfers.get(transfer_id).cloned();
+    let t = f.lock().answer(transfer_id);
     match t {
         Some(t) => hal(StatusCode::CREATED, t),
         None => Err(FinixError(StatusCode::NOT_FOUND, "NOT_FOUND", format!("Transfer {transfer_id} not found"))),
@@ -587,10 +682,16 @@ async fn run_terminal(
 ) {
     let outcome = match &script {
         // No timer for an immediate outcome: the timer wheel's millisecond tick would add to it.
-        CardScript::Approve { after, .. } | CardScript::Decline { after, .. } if after.is_zero() => {
+        CardScript::Approve { after, .. }
+        | CardScript::Decline { after, .. }
+        | CardScript::ApproveOther { after, .. }
+            if after.is_zero() =>
+        {
             Some(script.clone())
         }
-        CardScript::Approve { after, .. } | CardScript::Decline { after, .. } => {
+        CardScript::Approve { after, .. }
+        | CardScript::Decline { after, .. }
+        | CardScript::ApproveOther { after, .. } => {
             tokio::select! {
                 _ = tokio::time::sleep(*after) => Some(script.clone()),
                 _ = cancel => None,
@@ -610,20 +711,31 @@ async fn run_terminal(
     let approval: u32 = f.lock().rng.random_range(100_000..999_999);
     let mut g = f.lock();
     g.pending.remove(&device_id);
+    g.hidden.remove(&transfer_id);
     if let Some(t) = g.transfers.get_mut(&transfer_id) {
         t["updated_at"] = json!(now());
+        let approved = |t: &mut Value, brand: &str, last4: &str, entry_mode: &str| {
+            t["state"] = json!("SUCCEEDED");
+            t["card_present_details"] = json!({
+                "emv_data": { "application_identifier": "A0000000031010", "application_label": brand, "cryptogram": "ARCQ 0000000000000000", "pin_verified": false },
+                "masked_account_number": format!("************{last4}"),
+                "name": "KASA TEST CARD",
+                "brand": brand,
+                "entry_mode": entry_mode,
+                "payment_type": "CREDIT",
+                "approval_code": format!("{approval:06}")
+            });
+        };
         match outcome {
-            Some(CardScript::Approve { brand, last4, entry_mode, .. }) => {
-                t["state"] = json!("SUCCEEDED");
-                t["card_present_details"] = json!({
-                    "emv_data": { "application_identifier": "A0000000031010", "application_label": brand, "cryptogram": "ARCQ 0000000000000000", "pin_verified": false },
-                    "masked_account_number": format!("************{last4}"),
-                    "name": "KASA TEST CARD",
-                    "brand": brand,
-                    "entry_mode": entry_mode,
-                    "payment_type": "CREDIT",
-                    "approval_code": format!("{approval:06}")
-                });
+            Some(CardScript::Approve { brand, last4, entry_mode, .. }) => approved(t, &brand, &last4, &entry_mode),
+            Some(CardScript::ApproveOther { amount, currency, .. }) => {
+                approved(t, "VISA", "0059", "CONTACTLESS");
+                if let Some(a) = amount {
+                    t["amount"] = json!(a);
+                }
+                if let Some(c) = currency {
+                    t["currency"] = json!(c);
+                }
             }
             Some(CardScript::Decline { code, message, .. }) => {
                 t["state"] = json!("FAILED");
@@ -654,7 +766,10 @@ fn unknown_card() -> Value {
 
 async fn get_transfer(State(f): State<Finix>, headers: HeaderMap, Path(id): Path<String>) -> FinixResult {
     check(&f, &headers)?;
-    let t = f.lock().transfers.get(&id).cloned();
+    let t = {
+        let g = f.lock();
+        if g.visible(&id) { g.answer(&id) } else { None }
+    };
     match t {
         Some(t) => hal(StatusCode::OK, t),
         None => Err(FinixError(StatusCode::NOT_FOUND, "NOT_FOUND", format!("Transfer {id} not found"))),
@@ -671,12 +786,15 @@ async fn list_transfers(State(f): State<Finix>, headers: HeaderMap, Query(q): Qu
     let g = f.lock();
     let mut list: Vec<Value> = g
         .transfers
-        .values()
-        .filter(|t| match &q.idempotency_id {
-            Some(k) => t["idempotency_id"].as_str() == Some(k.as_str()),
-            None => true,
+        .iter()
+        .filter(|(id, t)| {
+            g.visible(id)
+                && match &q.idempotency_id {
+                    Some(k) => t["idempotency_id"].as_str() == Some(k.as_str()),
+                    None => true,
+                }
         })
-        .cloned()
+        .filter_map(|(id, _)| g.answer(id))
         .collect();
     list.sort_by(|a, b| a["created_at"].as_str().cmp(&b["created_at"].as_str()));
     let n = list.len();

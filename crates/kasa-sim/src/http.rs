@@ -6,6 +6,9 @@
 //! drop the connection before the response (the case that makes idempotency keys necessary).
 //! An outage closes the listening socket altogether, so clients see "connection refused"
 //! exactly as they would with the network down.
+//!
+//! Once a request has arrived it is handled to the end in a task of its own, whatever becomes
+//! of the client: a register killed while waiting for an answer leaves its request applied.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -352,6 +355,21 @@ impl hyper::service::Service<Request<Incoming>> for FaultyService {
         Box::pin(async move {
             let (parts, body) = req.into_parts();
             let bytes = body.collect().await?.to_bytes();
+            // A request that has arrived is carried through to the end in its own task, as a
+            // real server does: a client that goes away (or dies) meanwhile does not undo it.
+            tokio::spawn(this.handle(parts, bytes)).await?
+        })
+    }
+}
+
+impl FaultyService {
+    async fn handle(
+        self,
+        parts: axum::http::request::Parts,
+        bytes: axum::body::Bytes,
+    ) -> Result<Response<Body>, BoxError> {
+        let this = self;
+        {
             let (latency, fate, error_status) = this.control.decide(parts.method.as_str(), parts.uri.path());
             if !latency.is_zero() {
                 tokio::time::sleep(latency).await;
@@ -404,7 +422,7 @@ impl hyper::service::Service<Request<Incoming>> for FaultyService {
                     Ok(resp)
                 }
             }
-        })
+        }
     }
 }
 

@@ -50,6 +50,10 @@
 //! - A refund may be created only for a captured payment, for at most the captured amount less
 //!   every refund not cancelled; `manage/delete` refuses a PoS with an active payment; start,
 //!   prepare, the QR code and check-in need a terminal with a PoS (`409 NO_POS`).
+//!
+//! Timing knobs for the money tests: the customer's time to decide can be drawn from a range
+//! ([`MobilePayConfig::decide`]), and the lookups can lag behind a payment's creation
+//! ([`MobilePayConfig::lookup_lag`]); a start repeating an `orderId` always finds its payment.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -77,6 +81,12 @@ pub struct MobilePayConfig {
     pub customer: CustomerScript,
     /// Seed for ids and tokens.
     pub seed: u64,
+    /// When set, a scripted customer's time to decide is drawn from this range (instead of the
+    /// script's own delay).
+    pub decide: Option<(Duration, Duration)>,
+    /// How long after creation a payment stays invisible to the lookups (`payments`,
+    /// `payment/id/retrieve/*`), as a lagging read replica would keep it.
+    pub lookup_lag: Duration,
 }
 
 /// A merchant.
@@ -145,6 +155,8 @@ impl Default for MobilePayConfig {
             }],
             customer: CustomerScript::ApproveAfter(Duration::ZERO),
             seed: 13,
+            decide: None,
+            lookup_lag: Duration::ZERO,
         }
     }
 }
@@ -305,6 +317,15 @@ struct Payment {
     captured: i64,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+    /// When lookups start to see it.
+    visible_from: std::time::Instant,
+}
+
+impl Payment {
+    /// Whether the lookups see it yet.
+    fn visible(&self) -> bool {
+        std::time::Instant::now() >= self.visible_from
+    }
 }
 
 struct Refund {
@@ -321,6 +342,8 @@ struct Refund {
 
 struct Inner {
     customer: CustomerScript,
+    decide: Option<(Duration, Duration)>,
+    lookup_lag: Duration,
     scripts: VecDeque<CustomerScript>,
     merchants: BTreeMap<String, Merchant>,
     stores: BTreeMap<String, Store>,
@@ -539,6 +562,8 @@ impl MobilePay {
         MobilePay {
             inner: Arc::new(Mutex::new(Inner {
                 customer: config.customer,
+                decide: config.decide,
+                lookup_lag: config.lookup_lag,
                 scripts: VecDeque::new(),
                 merchants,
                 stores,
@@ -725,14 +750,17 @@ impl MobilePay {
 
     /// Runs the customer's script for a payment that just became `Initiated`.
     fn run_customer(&self, payment_id: String) {
-        let script = {
+        let (script, drawn) = {
             let mut g = self.lock();
             let queued = g.scripts.pop_front();
-            queued.unwrap_or(g.customer)
+            let drawn = g.decide.map(|(min, max)| if max > min { g.rng.random_range(min..=max) } else { min });
+            (queued.unwrap_or(g.customer), drawn)
         };
         let after = match script {
             CustomerScript::Manual => return,
-            CustomerScript::ApproveAfter(d) | CustomerScript::RejectAfter(d) | CustomerScript::ExpireAfter(d) => d,
+            CustomerScript::ApproveAfter(d) | CustomerScript::RejectAfter(d) | CustomerScript::ExpireAfter(d) => {
+                drawn.unwrap_or(d)
+            }
         };
         let this = self.clone();
         // The customer acts on their own: the outcome comes whether or not anyone polls.
@@ -996,6 +1024,7 @@ fn create_payment(
             captured: 0,
             created_at: at,
             updated_at: at,
+            visible_from: std::time::Instant::now() + g.lookup_lag,
         },
     );
     if g.terminals.get(terminal_id).is_some_and(|t| t.checked_in.is_some()) {
@@ -1111,7 +1140,7 @@ fn payments(mp: &MobilePay, p: &Params) -> ApiResult {
     let mut list: Vec<(&String, &Payment)> = g
         .payments
         .iter()
-        .filter(|(_, x)| x.bio_code == bio)
+        .filter(|(_, x)| x.bio_code == bio && x.visible())
         .filter(|(_, x)| match state {
             Some(s) => x.status == s,
             None => x.status.is_active(),
@@ -1177,7 +1206,7 @@ fn cancel(mp: &MobilePay, p: &Params) -> ApiResult {
 fn retrieve(g: &Inner, bio: &str, order_id: &str, state: Option<Status>, at: impl Fn(&Payment) -> bool) -> ApiResult {
     g.payments
         .iter()
-        .filter(|(_, x)| x.bio_code == bio && x.order_id == order_id && at(x))
+        .filter(|(_, x)| x.bio_code == bio && x.order_id == order_id && x.visible() && at(x))
         .filter(|(_, x)| state.is_none_or(|s| x.status == s))
         .max_by_key(|(_, x)| x.seq)
         .map(|(id, _)| ok(json!({ "paymentId": id })))

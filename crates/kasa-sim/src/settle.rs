@@ -16,6 +16,10 @@
 //! captured, once per `refund_id`; a
 //! shortlink's callback is set with `PUT /merchant/v1/shortlink/{id}/` `{"callback_uri": ..}`;
 //! errors are `{"error_code": .., "error_description": ..}`.
+//!
+//! Timing knobs for the money tests: the customer's time to decide can be drawn from a range
+//! ([`SettleConfig::decide`]), and an outcome lookup can still answer 4004 NOT_FOUND for a
+//! request made a moment ago ([`SettleConfig::lookup_lag`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -59,6 +63,11 @@ pub struct SettleConfig {
     pub customer: SettleCustomer,
     /// Seed for ids and tokens.
     pub seed: u64,
+    /// When set, a scripted customer's time to decide is drawn from this range.
+    pub decide: Option<(Duration, Duration)>,
+    /// How long after creation an outcome lookup still answers 4004 NOT_FOUND, as a lagging
+    /// read replica would.
+    pub lookup_lag: Duration,
 }
 
 impl Default for SettleConfig {
@@ -70,6 +79,8 @@ impl Default for SettleConfig {
             shortlink_id: "kAsA7d".into(),
             customer: SettleCustomer::Manual,
             seed: 13,
+            decide: None,
+            lookup_lag: Duration::ZERO,
         }
     }
 }
@@ -88,6 +99,8 @@ struct Request {
     refund_ids: Vec<String>,
     modified: OffsetDateTime,
     expires: OffsetDateTime,
+    /// When outcome lookups start to see it.
+    visible_from: std::time::Instant,
 }
 
 struct Inner {
@@ -359,7 +372,16 @@ async fn create_request(State(s): State<Settle>, headers: HeaderMap, b: Bytes) -
     let tid: String =
         (0..12).map(|_| char::from(b"abcdefghijkmnpqrstuvwxyz23456789"[g.rng.random_range(0..32)])).collect();
     let at = now();
-    let script = g.config.customer.clone();
+    let visible_from = std::time::Instant::now() + g.config.lookup_lag;
+    let script = match (g.config.customer.clone(), g.config.decide) {
+        (SettleCustomer::ApproveAfter(_), Some((min, max))) => {
+            SettleCustomer::ApproveAfter(if max > min { g.rng.random_range(min..=max) } else { min })
+        }
+        (SettleCustomer::RejectAfter(_), Some((min, max))) => {
+            SettleCustomer::RejectAfter(if max > min { g.rng.random_range(min..=max) } else { min })
+        }
+        (script, _) => script,
+    };
     g.requests.insert(
         tid.clone(),
         Request {
@@ -376,6 +398,7 @@ async fn create_request(State(s): State<Settle>, headers: HeaderMap, b: Bytes) -
             refund_ids: Vec::new(),
             modified: at,
             expires: at + time::Duration::days(5),
+            visible_from,
         },
     );
     g.by_pos_tid.insert(pos_tid.to_string(), tid.clone());
@@ -451,7 +474,8 @@ async fn update_request(
 
 async fn outcome(State(s): State<Settle>, headers: HeaderMap, Path(tid): Path<String>) -> SettleResult {
     authorize(&s, &headers)?;
-    match s.outcome_json(&tid) {
+    let seen = s.lock().requests.get(&tid).filter(|r| std::time::Instant::now() >= r.visible_from).map(outcome_doc);
+    match seen {
         Some(v) => Ok(axum::Json(v).into_response()),
         None => {
             Ok((StatusCode::NOT_FOUND, axum::Json(json!({"status": "not_found", "status_code": 4004, "tid": tid})))
