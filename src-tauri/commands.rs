@@ -104,8 +104,8 @@ pub async fn queue(shell: State<'_, Shell>) -> Res<Vec<kasa_engine::manager::Que
 }
 
 #[tauri::command]
-pub async fn retry_now(shell: State<'_, Shell>, id: i64) -> Res<()> {
-    shell.engine()?.retry_now(id).await
+pub async fn retry_now(shell: State<'_, Shell>, id: i64, pin: Option<String>) -> Res<()> {
+    shell.engine()?.retry_now(id, pin.as_deref()).await
 }
 
 #[tauri::command]

@@ -2,7 +2,8 @@
 //!
 //! Starts the register (demo mode against the in-process sandbox unless a configuration is
 //! given with `--config` or `KASA_CONFIG`), forwards the engine's events to the window as
-//! `kasa://event`, and exposes the engine through the one-line commands in [`commands`].
+//! `kasa://event`, and exposes the engine through the one-line commands in [`commands`]. The
+//! app is single-instance: a second launch brings the running window to the front and exits.
 
 mod commands;
 
@@ -83,6 +84,16 @@ pub fn run() {
     let _ = tracing::subscriber::set_global_default(subscriber);
 
     let app = tauri::Builder::default()
+        // First of all: a second launch hands over to the running register (its window comes
+        // to the front) and exits before it starts an engine of its own.
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            tracing::info!("Kasa was launched again: showing the running register");
+            if let Some(window) = app.get_webview_window("main") {
+                let _ = window.unminimize();
+                let _ = window.show();
+                let _ = window.set_focus();
+            }
+        }))
         .setup(|app| {
             let shell = tauri::async_runtime::block_on(start());
             match &shell.engine {

@@ -166,6 +166,10 @@ queuePending: number,
  */
 queueParked: number, 
 /**
+ * Sales held for a manager (a provider took another amount than was asked).
+ */
+salesAttention: number, 
+/**
  * This register's terminal id.
  */
 terminalId: string, 
@@ -216,7 +220,7 @@ export type CatalogEntry = {
  */
 item: ShopItem, };
 
-export type ErrorCode = "NOT_FOUND" | "INVALID_STATE" | "BAD_INPUT" | "OFFLINE" | "REFUSED" | "SETUP" | "INTERNAL";
+export type ErrorCode = "NOT_FOUND" | "INVALID_STATE" | "BAD_INPUT" | "OFFLINE" | "REFUSED" | "SETUP" | "REGISTER_RUNNING" | "INTERNAL";
 
 export type ApiError = { 
 /**
@@ -514,9 +518,14 @@ export type Refund = {
  */
 id: string, 
 /**
- * Index of the refunded payment in the sale's payments.
+ * Index of the refunded payment in the sale's payments (or, for a refund of an unexpected
+ * charge, in its `unexpected` charges).
  */
 payment: number, 
+/**
+ * Whether this gives back an unexpected charge rather than a payment.
+ */
+unexpected: boolean, 
 /**
  * Amount given back.
  */
@@ -538,4 +547,4 @@ export type RefundState = "pending" | "done" | "failed";
 
 export type NoticeLevel = "info" | "warning" | "error";
 
-export type SaleState = "Open" | "Locking" | "Paying" | "Tendering" | "Voiding" | "Paid" | "Reported" | "Completed" | "Cancelled";
+export type SaleState = "Open" | "Locking" | "Paying" | "Tendering" | "Voiding" | "Paid" | "Reported" | "Completed" | "Cancelled" | "NeedsAttention";

@@ -2,6 +2,12 @@
 //!
 //! Runs the demo, lists orders, sells an order, runs the sandbox on its own, stores secrets in
 //! the OS keyring and checks the journal. Configuration comes from `--config` or `KASA_CONFIG`.
+//!
+//! One process writes a data directory. The commands that only look (`status`, `orders`,
+//! `queue list`, `journal verify`, `slip`) open its database read-only and work beside a
+//! running register; the ones that change something (`sale`, `refund`, `recover`,
+//! `manager set-pin`, `queue retry`, `queue discard`) run a register themselves, and refuse,
+//! saying what to do, while another one runs there.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -10,6 +16,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use kasa_core::{Money, PayMethod, SaleState};
+use kasa_engine::inspect::{Inspect, Snapshot};
+use kasa_engine::owner::Owner;
 use kasa_engine::{Config, Credentials, Engine, KeyringCredentials, SaleView};
 
 #[derive(Parser)]
@@ -160,7 +168,8 @@ enum ManagerAction {
 enum QueueAction {
     /// List pending and parked messages.
     List,
-    /// Deliver a message now (a parked one goes back in line).
+    /// Deliver a message now; a parked one goes back in line, with the manager PIN read from
+    /// standard input.
     Retry {
         /// Message id.
         id: i64,
@@ -217,13 +226,51 @@ fn load_config(cli: &Cli) -> Result<Config> {
     Ok(config)
 }
 
+fn credentials(cli: &Cli) -> Box<dyn Credentials> {
+    if cli.sandbox_credentials { Box::new(Config::local_secrets()) } else { Box::new(KeyringCredentials) }
+}
+
+/// Runs a register on the data directory, for a command that changes something. While another
+/// register runs there this refuses (one writer per data directory), naming what to do.
 async fn start_engine(cli: &Cli) -> Result<Engine> {
     let config = load_config(cli)?;
-    Ok(if cli.sandbox_credentials {
-        Engine::start(config, &Config::local_secrets()).await?
-    } else {
-        Engine::start(config, &KeyringCredentials).await?
-    })
+    Ok(Engine::start(config, credentials(cli).as_ref()).await?)
+}
+
+/// Opens the data directory's database read-only, for a command that only looks.
+fn inspect(cli: &Cli) -> Result<Inspect> {
+    let config = load_config(cli)?;
+    Ok(Inspect::open(&config)?)
+}
+
+/// The first line of a read-only command: whose data is shown.
+fn owner_line(owner: &Owner) -> String {
+    match owner {
+        Owner::Running { pid: Some(pid) } => format!("register running (process {pid}); its data, read-only"),
+        Owner::Running { pid: None } => "register running; its data, read-only".to_string(),
+        Owner::Free => "no register is running on this data directory; its data as last written".to_string(),
+    }
+}
+
+fn snapshot_line(s: &Snapshot) -> String {
+    let age = match s.orders_listed_at {
+        Some(at) => format!("orders listed {} s ago", (time::OffsetDateTime::now_utc() - at).whole_seconds().max(0)),
+        None => "orders never listed".to_string(),
+    };
+    let mut line = format!("{age}  queue {} pending, {} parked", s.queue.pending, s.queue.parked);
+    if !s.under_way.is_empty() {
+        let sales: Vec<String> = s.under_way.iter().map(|(id, st)| format!("{} {}", short(id), st.as_str())).collect();
+        line.push_str(&format!("  under way: {}", sales.join(", ")));
+    }
+    if !s.attention.is_empty() {
+        let sales: Vec<&str> = s.attention.iter().map(|id| short(id)).collect();
+        line.push_str(&format!("  NEEDS A MANAGER: {}", sales.join(", ")));
+    }
+    line
+}
+
+fn short(id: &str) -> &str {
+    &id[id.len().saturating_sub(8)..]
 }
 
 fn default_data_dir() -> PathBuf {
@@ -234,8 +281,26 @@ async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Demo { sales } => demo(cli.data_dir.clone().unwrap_or_else(default_data_dir), *sales).await,
         Command::Orders => {
-            let engine = start_engine(&cli).await?;
-            let orders = wait_for_orders(&engine).await?;
+            let config = load_config(&cli)?;
+            let (orders, source) = match kasa_engine::owner::owner(&config.data_dir) {
+                // The register keeps the list fresh: read its copy rather than ask the cloud.
+                owner @ Owner::Running { .. } => {
+                    let look = Inspect::open(&config)?;
+                    let age = look
+                        .snapshot()?
+                        .orders_listed_at
+                        .map(|at| {
+                            format!(", listed {} s ago", (time::OffsetDateTime::now_utc() - at).whole_seconds().max(0))
+                        })
+                        .unwrap_or_default();
+                    (look.orders()?, format!("{}{age}", owner_line(&owner)))
+                }
+                Owner::Free => (
+                    kasa_engine::inspect::cloud_orders(&config, credentials(&cli).as_ref()).await?,
+                    "from the cloud".to_string(),
+                ),
+            };
+            println!("{source}");
             println!("{:<12} {:<14} {:>4}  {:<22} {:>14}  STATUS", "ORDER", "PLATE", "PUMP", "PRODUCT", "AMOUNT");
             for o in orders {
                 println!(
@@ -248,7 +313,6 @@ async fn run(cli: Cli) -> Result<()> {
                     o.status
                 );
             }
-            engine.shutdown().await;
             Ok(())
         }
         Command::Sale { order, pay, tendered } => {
@@ -260,25 +324,12 @@ async fn run(cli: Cli) -> Result<()> {
             if view.state.is_paid() { Ok(()) } else { bail!("the sale was not paid") }
         }
         Command::Status { watch } => {
-            let engine = start_engine(&cli).await?;
-            // Give order sync its first round.
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            let look = inspect(&cli)?;
             let until = std::time::Instant::now() + Duration::from_secs(*watch);
             let mut last = String::new();
             loop {
-                let s = engine.status();
-                let line = format!(
-                    "{}  orders {}  queue {} pending, {} parked{}",
-                    if s.online {
-                        "online ".to_string()
-                    } else {
-                        format!("OFFLINE ({})", s.offline_reason.unwrap_or_default())
-                    },
-                    s.orders_age_secs.map(|a| format!("{a} s old")).unwrap_or_else(|| "never listed".into()),
-                    s.queue_pending,
-                    s.queue_parked,
-                    s.printer_problem.map(|p| format!("  printer: {p}")).unwrap_or_default()
-                );
+                let snapshot = look.snapshot()?;
+                let line = format!("{}\n{}", owner_line(&snapshot.owner), snapshot_line(&snapshot));
                 if line != last {
                     println!("{line}");
                     last = line;
@@ -288,7 +339,6 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            engine.shutdown().await;
             Ok(())
         }
         Command::Refund { sale, payment, amount, reason } => {
@@ -310,11 +360,10 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Slip { sale, pdf, a4 } => {
-            let engine = start_engine(&cli).await?;
+            let look = inspect(&cli)?;
             let paper = if *a4 { kasa_print::pdf::Paper::A4 } else { kasa_print::pdf::Paper::Roll80 };
-            let result = engine.slip_pdf(sale, paper, true).await;
-            engine.shutdown().await;
-            std::fs::write(pdf, result?).with_context(|| format!("writing {}", pdf.display()))?;
+            let bytes = look.slip_pdf(sale, paper, true)?;
+            std::fs::write(pdf, bytes).with_context(|| format!("writing {}", pdf.display()))?;
             println!("wrote {}", pdf.display());
             Ok(())
         }
@@ -375,16 +424,51 @@ async fn run(cli: Cli) -> Result<()> {
             println!("manager PIN set");
             Ok(())
         }
-        Command::Queue { action } => {
+        Command::Queue { action: QueueAction::List } => {
+            let look = inspect(&cli)?;
+            println!("{}", owner_line(look.owner()));
+            let items = look.queue(1000)?;
+            if items.is_empty() {
+                println!("the queue is empty");
+            }
+            for i in items {
+                println!(
+                    "{:>6}  {:<8} {:<15} {:>3} tries  {}  {}",
+                    i.id,
+                    i.state,
+                    i.kind,
+                    i.attempts,
+                    i.lane,
+                    i.last_error.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Command::Queue { action: QueueAction::Retry { id } } => {
             let engine = start_engine(&cli).await?;
-            let result = queue(&engine, action).await;
+            let result = async {
+                let parked = engine.queue(1000).await?.iter().any(|i| i.id == *id && i.state == "parked");
+                let pin = if parked { Some(read_stdin()?.trim().to_string()) } else { None };
+                Ok::<_, anyhow::Error>(engine.retry_now(*id, pin.as_deref()).await?)
+            }
+            .await;
             engine.shutdown().await;
-            result
+            result?;
+            println!("message {id} is due now");
+            Ok(())
+        }
+        Command::Queue { action: QueueAction::Discard { id, reason } } => {
+            let pin = read_stdin()?;
+            let engine = start_engine(&cli).await?;
+            let result = engine.discard(*id, pin.trim(), reason).await;
+            engine.shutdown().await;
+            result?;
+            println!("message {id} discarded (journaled)");
+            Ok(())
         }
         Command::Journal { action: JournalAction::Verify } => {
-            let config = load_config(&cli)?;
-            let store = Engine::open_store(&config.database_path())?;
-            let v = store.verify_journal()?;
+            let look = inspect(&cli)?;
+            let v = look.verify_journal()?;
             match &v.first_break {
                 None => {
                     println!("journal intact: {} entries", v.entries);
@@ -406,38 +490,6 @@ fn read_stdin() -> Result<String> {
     let mut value = String::new();
     std::io::stdin().read_to_string(&mut value).context("reading standard input")?;
     Ok(value)
-}
-
-async fn queue(engine: &Engine, action: &QueueAction) -> Result<()> {
-    match action {
-        QueueAction::List => {
-            let items = engine.queue(1000).await?;
-            if items.is_empty() {
-                println!("the queue is empty");
-            }
-            for i in items {
-                println!(
-                    "{:>6}  {:<8} {:<15} {:>3} tries  {}  {}",
-                    i.id,
-                    i.state,
-                    i.kind,
-                    i.attempts,
-                    i.lane,
-                    i.last_error.unwrap_or_default()
-                );
-            }
-        }
-        QueueAction::Retry { id } => {
-            engine.retry_now(*id).await?;
-            println!("message {id} is due now");
-        }
-        QueueAction::Discard { id, reason } => {
-            let pin = read_stdin()?;
-            engine.discard(*id, pin.trim(), reason).await?;
-            println!("message {id} discarded (journaled)");
-        }
-    }
-    Ok(())
 }
 
 async fn wait_for_orders(engine: &Engine) -> Result<Vec<kasa_core::OrderSummary>> {

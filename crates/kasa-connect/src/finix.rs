@@ -167,8 +167,12 @@ pub struct Transfer {
     /// Card details.
     #[serde(default)]
     pub card_present_details: Option<CardPresentDetails>,
-    /// Last change.
-    pub updated_at: String,
+    /// Created (not needed to use the transfer, so its absence is no error).
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Last change (likewise optional: Kasa reads only what it needs).
+    #[serde(default)]
+    pub updated_at: Option<String>,
     /// Tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,

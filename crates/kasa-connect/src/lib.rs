@@ -13,7 +13,7 @@ pub mod tokenx;
 
 use std::time::Duration;
 
-pub use reqwest::Url;
+pub use reqwest::{Client as HttpClient, Url};
 
 /// A secret value (password, client secret) that never shows in logs or debug output.
 #[derive(Clone, PartialEq, Eq)]

@@ -178,6 +178,9 @@ pub struct Outcome {
     /// Amount authorised.
     #[serde(default)]
     pub auth_amount: i64,
+    /// Currency of the request, when Settle names it.
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 impl Outcome {
@@ -296,6 +299,7 @@ impl SettleClient {
                 pos_tid: String::new(),
                 amount: 0,
                 auth_amount: 0,
+                currency: None,
             }),
             Err(e) => Err(e),
         }

@@ -17,7 +17,7 @@ pub mod sale;
 pub use basket::{Basket, Line, ShopItem};
 pub use money::{Currency, Litres, Money, MoneyError};
 pub use op::{Op, OpKind, ReportedPayment};
-pub use order::{LockInfo, OrderStatus, OrderSummary, PumpOrder, ReceiptInfo};
+pub use order::{LockInfo, OrderProblem, OrderStatus, OrderSummary, PumpOrder, ReceiptInfo};
 pub use sale::{
     Attempt, CardSlip, MethodKind, Notice, NoticeLevel, PayMethod, Payment, PaymentKind, Refund, RefundState, Sale,
     SaleError, SaleEvent, SaleId, SaleState, Transition,

@@ -42,6 +42,8 @@ impl Currency {
     pub const DKK: Currency = Currency(*b"DKK");
     /// Norwegian krone.
     pub const NOK: Currency = Currency(*b"NOK");
+    /// ISO 4217's code for "no currency", for an amount whose currency could not be read.
+    pub const XXX: Currency = Currency(*b"XXX");
 
     /// Parses a three-letter code; lower case is accepted and upper-cased.
     pub fn parse(code: &str) -> Result<Currency, MoneyError> {

@@ -73,8 +73,10 @@ pub enum Op {
         /// Amount to charge.
         amount: Money,
     },
-    /// Find out how a card sale whose outcome is unknown ended (after a restart), by the
-    /// idempotency id it was sent with; never starts a payment.
+    /// Find out, after a restart, how a card sale whose outcome is unknown ended: cancel any
+    /// prompt still on the terminal, then send the same sale again with the same idempotency id,
+    /// which Finix answers with the original transfer if one exists. Only that definite answer
+    /// ends the attempt; an empty lookup proves nothing (the customer may still be tapping).
     CardLookup {
         /// Amount of the sale looked up.
         amount: Money,
@@ -219,20 +221,22 @@ impl Op {
     /// independent, so a slow printer never holds back a payment report.
     ///
     /// Cloud calls about one pump order share the order's lane, whichever sale made them, so
-    /// a release left by an abandoned attempt always runs before a later attempt's lock. Card
-    /// sales share the terminal's lane: a terminal takes one card at a time. Order between a
-    /// sale's operations in different lanes follows from the state machine, which queues an
-    /// operation only after the outcome it depends on. MobilePay allows one active payment per
-    /// point of sale, so its payments share a lane too; Settle payments and refunds are
-    /// independent of each other.
+    /// a release left by an abandoned attempt always runs before a later attempt's lock.
+    /// Card sales share the terminal's lane (a terminal takes one card at a time), MobilePay
+    /// payments the PoS's (MobilePay allows one active payment per point of sale) and slips the
+    /// printer's: these are device lanes ([`DEVICE_LANE`]), where one sale's message waits for
+    /// another sale's earlier one only while that one is being delivered or due, never while it
+    /// backs off after a failure or is parked for the manager. Order between a sale's operations
+    /// in different lanes follows from the state machine, which queues an operation only after
+    /// the outcome it depends on. Settle payments and refunds are independent of each other.
     pub fn lane(&self) -> String {
         match self {
             Op::TokenxLock { order_id }
             | Op::TokenxUnlock { order_id, .. }
             | Op::TokenxRelease { order_id }
             | Op::TokenxPayment { order_id, .. } => format!("order:{order_id}"),
-            Op::CardSale { .. } | Op::CardLookup { .. } => "terminal".to_string(),
-            Op::MobilePayPayment { .. } => "mobilepay".to_string(),
+            Op::CardSale { .. } | Op::CardLookup { .. } => format!("{DEVICE_LANE}terminal"),
+            Op::MobilePayPayment { .. } => format!("{DEVICE_LANE}mobilepay"),
             Op::SettleScanWait { pos_tid, .. } | Op::SettleRequest { pos_tid, .. } => format!("settle:{pos_tid}"),
             Op::SettleAwait { tid, .. } => format!("settle:{tid}"),
             Op::CardRefund { refund_id, .. }
@@ -240,10 +244,14 @@ impl Op {
             | Op::SettleRefund { refund_id, .. } => {
                 format!("refund:{refund_id}")
             }
-            Op::PrintSlip { .. } => "printer".to_string(),
+            Op::PrintSlip { .. } => format!("{DEVICE_LANE}printer"),
         }
     }
 }
+
+/// The prefix of a device's lane: shared by every sale that uses the device, in order, but
+/// never held up by another sale's message that is failing (see [`Op::lane`]).
+pub const DEVICE_LANE: &str = "device:";
 
 /// An operation together with the idempotency key it will carry on every attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

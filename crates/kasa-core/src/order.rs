@@ -120,7 +120,79 @@ pub struct PumpOrder {
     pub receipt: Option<ReceiptInfo>,
 }
 
+/// Why an order from the cloud cannot be sold as it stands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderProblem {
+    /// Nothing (or less than nothing) to pay.
+    #[error("its amount {0} is not above zero")]
+    NotPositive(String),
+    /// No fuel, or no price.
+    #[error("its quantity ({litres} L) or unit price ({unit_price}) is not above zero")]
+    BadQuantity {
+        /// Litres.
+        litres: String,
+        /// Price per litre.
+        unit_price: String,
+    },
+    /// The amount is not litres × unit price.
+    #[error("its amount {amount} does not match {litres} L × {unit_price} = {expected}")]
+    AmountMismatch {
+        /// Amount asked.
+        amount: String,
+        /// Litres.
+        litres: String,
+        /// Price per litre.
+        unit_price: String,
+        /// Litres × unit price.
+        expected: String,
+    },
+    /// The amount and the unit price are in different currencies.
+    #[error("its amount is in {amount} but its unit price in {unit_price}")]
+    Currency {
+        /// Currency of the amount.
+        amount: String,
+        /// Currency of the unit price.
+        unit_price: String,
+    },
+}
+
 impl PumpOrder {
+    /// Checks that the order can be sold as it stands: a positive amount that is its litres
+    /// times its unit price. A pump rounds or truncates to the minor unit, so the two may differ
+    /// by one minor unit (one kuruş); anything more is refused.
+    pub fn check(&self) -> Result<(), OrderProblem> {
+        if self.amount.minor <= 0 {
+            return Err(OrderProblem::NotPositive(self.amount.display_grouped()));
+        }
+        if self.amount.currency != self.unit_price.currency {
+            return Err(OrderProblem::Currency {
+                amount: self.amount.currency.to_string(),
+                unit_price: self.unit_price.currency.to_string(),
+            });
+        }
+        if self.litres.milli() <= 0 || self.unit_price.minor <= 0 {
+            return Err(OrderProblem::BadQuantity {
+                litres: self.litres.to_wire(),
+                unit_price: self.unit_price.display_grouped(),
+            });
+        }
+        let expected = self.litres.price_at(self.unit_price).map_err(|_| OrderProblem::AmountMismatch {
+            amount: self.amount.display_grouped(),
+            litres: self.litres.to_wire(),
+            unit_price: self.unit_price.display_grouped(),
+            expected: "more than can be counted".into(),
+        })?;
+        if (expected.minor - self.amount.minor).abs() > 1 {
+            return Err(OrderProblem::AmountMismatch {
+                amount: self.amount.display_grouped(),
+                litres: self.litres.to_wire(),
+                unit_price: self.unit_price.display_grouped(),
+                expected: expected.display_grouped(),
+            });
+        }
+        Ok(())
+    }
+
     /// The summary line of this order.
     pub fn summary(&self) -> OrderSummary {
         OrderSummary {
@@ -132,5 +204,48 @@ impl PumpOrder {
             status: self.status,
             created_at: self.created_at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Currency;
+    use time::macros::datetime;
+
+    fn order(litres: &str, unit_price: i64, amount: i64) -> PumpOrder {
+        PumpOrder {
+            order_id: "O".into(),
+            plate_number: "34 ABC 123".into(),
+            pump_no: 1,
+            nozzle_no: 1,
+            product_code: "DSL".into(),
+            product_name: "Motorin".into(),
+            litres: Litres::parse(litres).unwrap(),
+            unit_price: Money::new(unit_price, Currency::TRY),
+            amount: Money::new(amount, Currency::TRY),
+            vat_rate_bp: 2000,
+            status: OrderStatus::Open,
+            created_at: datetime!(2026-12-01 12:00 UTC),
+            lock: None,
+            receipt: None,
+        }
+    }
+
+    #[test]
+    fn an_order_is_sold_only_when_its_amount_is_litres_times_price() {
+        // 41.235 L at 45.67 TRY/L = 1,883.2024... TRY: 1,883.20 rounded, 1,883.21 within a kuruş.
+        assert_eq!(order("41.235", 4567, 188_320).check(), Ok(()));
+        assert_eq!(order("41.235", 4567, 188_321).check(), Ok(()));
+        assert_eq!(order("41.235", 4567, 188_319).check(), Ok(()));
+        let off = order("41.235", 4567, 188_420).check().unwrap_err();
+        assert_eq!(off.to_string(), "its amount 1.884,20 TRY does not match 41.235 L × 45,67 TRY = 1.883,20 TRY");
+        assert!(matches!(order("41.235", 4567, 0).check(), Err(OrderProblem::NotPositive(_))));
+        assert!(matches!(order("41.235", 4567, -5).check(), Err(OrderProblem::NotPositive(_))));
+        assert!(matches!(order("0.000", 4567, 100).check(), Err(OrderProblem::BadQuantity { .. })));
+        assert!(matches!(order("10.000", 0, 100).check(), Err(OrderProblem::BadQuantity { .. })));
+        let mut usd = order("10.000", 100, 1000);
+        usd.unit_price.currency = Currency::USD;
+        assert!(matches!(usd.check(), Err(OrderProblem::Currency { .. })));
     }
 }

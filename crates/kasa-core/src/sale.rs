@@ -67,6 +67,9 @@ pub enum SaleState {
     Completed,
     /// Abandoned (nothing taken, or everything taken given back).
     Cancelled,
+    /// A provider reported a charge that does not match what was asked (another amount or
+    /// currency): held for a manager, who voids the sale to give every charge back.
+    NeedsAttention,
 }
 
 impl SaleState {
@@ -82,6 +85,7 @@ impl SaleState {
             SaleState::Reported => "Reported",
             SaleState::Completed => "Completed",
             SaleState::Cancelled => "Cancelled",
+            SaleState::NeedsAttention => "NeedsAttention",
         }
     }
 
@@ -265,8 +269,12 @@ pub enum RefundState {
 pub struct Refund {
     /// Id (also the provider's refund reference).
     pub id: String,
-    /// Index of the refunded payment in the sale's payments.
+    /// Index of the refunded payment in the sale's payments (or, for a refund of an unexpected
+    /// charge, in its `unexpected` charges).
     pub payment: u32,
+    /// Whether this gives back an unexpected charge rather than a payment.
+    #[serde(default)]
+    pub unexpected: bool,
     /// Amount given back.
     pub amount: Money,
     /// Why (for the journal and the slip).
@@ -382,6 +390,12 @@ pub enum SaleEvent {
         /// The payment.
         payment: Payment,
     },
+    /// The provider reports a charge for the attempt that is not what was asked (another amount
+    /// or currency). The money is held, not counted as paid, and given back by a void.
+    PaymentMismatch {
+        /// The charge as the provider reported it.
+        payment: Payment,
+    },
     /// The payment attempt was declined or cancelled; no money was taken.
     PaymentDeclined {
         /// Reason code (e.g. `CANCELLATION_VIA_API`).
@@ -445,6 +459,7 @@ impl SaleEvent {
             SaleEvent::SettleScanned { .. } => "settle_scanned",
             SaleEvent::SettleRequested { .. } => "settle_requested",
             SaleEvent::PaymentApproved { .. } => "payment_approved",
+            SaleEvent::PaymentMismatch { .. } => "payment_mismatch",
             SaleEvent::PaymentDeclined { .. } => "payment_declined",
             SaleEvent::ReportAcknowledged => "report_acknowledged",
             SaleEvent::ReportRefused { .. } => "report_refused",
@@ -540,6 +555,10 @@ pub struct Sale {
     /// Money given back.
     #[serde(default)]
     pub refunds: Vec<Refund>,
+    /// Charges a provider reported that do not match what was asked: never counted as paid,
+    /// given back when the sale is voided.
+    #[serde(default)]
+    pub unexpected: Vec<Payment>,
     /// The last thing the cashier should know.
     pub notice: Option<Notice>,
     /// The pump's receipt, once issued.
@@ -560,6 +579,7 @@ impl Sale {
             lock: None,
             payments: Vec::new(),
             refunds: Vec::new(),
+            unexpected: Vec::new(),
             notice: None,
             receipt: None,
         }
@@ -589,15 +609,26 @@ impl Sale {
         self.total()?.checked_sub(self.paid()?)
     }
 
+    /// The payment (or unexpected charge) a refund gives back.
+    pub fn refunded_payment(&self, refund: &Refund) -> Option<&Payment> {
+        let list = if refund.unexpected { &self.unexpected } else { &self.payments };
+        list.get(refund.payment as usize)
+    }
+
     /// What can still be given back of payment `index` (refunds pending or done count).
     pub fn refundable(&self, index: usize) -> Result<Money, SaleError> {
-        let p =
-            self.payments.get(index).ok_or_else(|| SaleError::Unknown(format!("no payment {index} in this sale")))?;
+        self.still_to_give_back(index, false)
+    }
+
+    /// What is left to give back of payment `index`, or of unexpected charge `index`.
+    fn still_to_give_back(&self, index: usize, unexpected: bool) -> Result<Money, SaleError> {
+        let list = if unexpected { &self.unexpected } else { &self.payments };
+        let p = list.get(index).ok_or_else(|| SaleError::Unknown(format!("no payment {index} in this sale")))?;
         let given = Money::sum(
             p.amount.currency,
             self.refunds
                 .iter()
-                .filter(|r| r.payment as usize == index && r.state != RefundState::Failed)
+                .filter(|r| r.payment as usize == index && r.unexpected == unexpected && r.state != RefundState::Failed)
                 .map(|r| r.amount),
         )?;
         Ok(p.amount.checked_sub(given)?)
@@ -670,7 +701,10 @@ impl Sale {
                 self.start_attempt(ids)
             }
             SaleEvent::LockRenewed { expires_at } => match (&mut self.lock, self.state) {
-                (Some(lock), SaleState::Paying | SaleState::Tendering) => {
+                (
+                    Some(lock),
+                    SaleState::Paying | SaleState::Tendering | SaleState::NeedsAttention | SaleState::Voiding,
+                ) => {
                     lock.expires_at = *expires_at;
                     Ok(Vec::new())
                 }
@@ -726,6 +760,29 @@ impl Sale {
                 self.payments.push(payment.clone());
                 self.attempt = None;
                 self.after_payment(ids)
+            }
+            SaleEvent::PaymentMismatch { payment } => {
+                if self.state != SaleState::Paying {
+                    return invalid(self.state, "a mismatched payment");
+                }
+                let asked = self.attempt.take().map(|a| a.amount);
+                self.unexpected.push(payment.clone());
+                self.state = SaleState::NeedsAttention;
+                let code = match asked {
+                    Some(a) if a.currency != payment.amount.currency => "CURRENCY_MISMATCH",
+                    _ => "AMOUNT_MISMATCH",
+                };
+                let asked = asked.map(|a| a.display_grouped()).unwrap_or_else(|| "another amount".into());
+                self.notice = Some(Notice {
+                    level: NoticeLevel::Error,
+                    code: code.into(),
+                    message: format!(
+                        "The payment service took {} although {asked} was asked. The sale is held: a manager \
+                         voids it with the PIN, which gives the money back; then take payment again.",
+                        payment.amount.display_grouped()
+                    ),
+                });
+                Ok(Vec::new())
             }
             SaleEvent::PaymentDeclined { code, message } => {
                 if self.state != SaleState::Paying {
@@ -800,23 +857,23 @@ impl Sale {
                     self.notice = None;
                     Ok(Vec::new())
                 }
-                SaleState::Tendering => {
-                    // Give every paid part back, then release the order.
+                SaleState::Tendering | SaleState::NeedsAttention => {
+                    // Give every paid part (and every unexpected charge) back, then release the
+                    // order.
                     self.state = SaleState::Voiding;
                     let mut ops = Vec::new();
-                    for i in 0..self.payments.len() {
-                        let amount = self.refundable(i)?;
-                        if amount.minor > 0 {
-                            ops.extend(self.start_refund(
-                                i,
-                                amount,
-                                "sale cancelled before it was fully paid",
-                                now,
-                                ids,
-                            )?);
+                    for (unexpected, count, reason) in [
+                        (false, self.payments.len(), "sale cancelled before it was fully paid"),
+                        (true, self.unexpected.len(), "charge that does not match what was asked"),
+                    ] {
+                        for i in 0..count {
+                            let amount = self.still_to_give_back(i, unexpected)?;
+                            if amount.minor > 0 {
+                                ops.extend(self.start_refund(i, unexpected, amount, reason, now, ids)?);
+                            }
                         }
                     }
-                    self.notice = Some(Notice::info("VOIDING", "Giving the paid parts back before cancelling."));
+                    self.notice = Some(Notice::info("VOIDING", "Giving the money taken back before cancelling."));
                     ops.extend(self.finish_void_if_done(ids));
                     Ok(ops)
                 }
@@ -830,7 +887,7 @@ impl Sale {
                 if amount.minor <= 0 || amount.checked_sub(available)?.minor > 0 {
                     return Err(SaleError::RefundTooLarge { amount: *amount, available });
                 }
-                self.start_refund(*payment as usize, *amount, reason, now, ids)
+                self.start_refund(*payment as usize, false, *amount, reason, now, ids)
             }
             SaleEvent::RefundCompleted { refund_id } => {
                 let r = self.refund_mut(refund_id)?;
@@ -865,14 +922,15 @@ impl Sale {
     fn start_refund(
         &mut self,
         index: usize,
+        unexpected: bool,
         amount: Money,
         reason: &str,
         now: OffsetDateTime,
         ids: &mut dyn IdSource,
     ) -> Result<Vec<Queued>, SaleError> {
         let id = ids.next_id();
-        let payment =
-            self.payments.get(index).cloned().ok_or_else(|| SaleError::Unknown(format!("no payment {index}")))?;
+        let list = if unexpected { &self.unexpected } else { &self.payments };
+        let payment = list.get(index).cloned().ok_or_else(|| SaleError::Unknown(format!("no payment {index}")))?;
         let op = match &payment.kind {
             PaymentKind::Card { slip } => {
                 Some(Op::CardRefund { refund_id: id.clone(), transfer_id: slip.transaction_ref.clone(), amount })
@@ -887,6 +945,7 @@ impl Sale {
         self.refunds.push(Refund {
             id: id.clone(),
             payment: index as u32,
+            unexpected,
             amount,
             reason: reason.to_string(),
             state,
@@ -1408,5 +1467,62 @@ mod tests {
         assert_eq!(s.state, SaleState::Cancelled);
         assert!(t.ops.iter().any(|q| q.op.kind() == crate::OpKind::TokenxUnlock));
         assert_eq!(s.notice.unwrap().code, "VOIDED");
+    }
+
+    #[test]
+    fn a_charge_that_is_not_what_was_asked_is_held_and_given_back_by_a_void() {
+        let (mut s, mut ids) = pump_sale();
+        pay(&mut s, &mut ids, PayMethod::Card, None).unwrap();
+        s.handle(SaleEvent::LockGranted { lock_id: "L1".into(), expires_at: NOW }, NOW, &mut ids).unwrap();
+        // The terminal reports dollars for a lira sale.
+        let charged = Payment { amount: Money::new(135_000, Currency::USD), kind: card(0, "TR7").kind };
+        let t = s.handle(SaleEvent::PaymentMismatch { payment: charged.clone() }, NOW, &mut ids).unwrap();
+        assert!(t.ops.is_empty(), "nothing is reported or printed for money that is not right");
+        assert_eq!(s.state, SaleState::NeedsAttention);
+        assert!(!s.state.is_paid() && !s.state.is_busy());
+        assert_eq!(s.payments, []);
+        assert_eq!(s.unexpected, [charged]);
+        let n = s.notice.clone().unwrap();
+        assert_eq!((n.level, n.code.as_str()), (NoticeLevel::Error, "CURRENCY_MISMATCH"));
+        assert!(n.message.contains("1.350,00 USD") && n.message.contains("1.350,00 TRY"), "{}", n.message);
+        assert!(s.lock.is_some(), "the order stays locked while the money is sorted out");
+        assert!(matches!(pay(&mut s, &mut ids, PayMethod::Cash { tendered: try_(135_000) }, None), Err(_)));
+
+        // The manager voids it: the charge goes back in its own currency, then the order is free.
+        let t = s.handle(SaleEvent::CancelRequested, NOW, &mut ids).unwrap();
+        assert_eq!(s.state, SaleState::Voiding);
+        match &t.ops[..] {
+            [q] => assert_eq!(
+                q.op,
+                Op::CardRefund {
+                    refund_id: s.refunds[0].id.clone(),
+                    transfer_id: "TR7".into(),
+                    amount: Money::new(135_000, Currency::USD)
+                }
+            ),
+            other => panic!("one reversal expected, got {other:?}"),
+        }
+        assert!(s.refunds[0].unexpected);
+        let id = s.refunds[0].id.clone();
+        let t = s.handle(SaleEvent::RefundCompleted { refund_id: id }, NOW, &mut ids).unwrap();
+        assert_eq!(s.state, SaleState::Cancelled);
+        assert!(t.ops.iter().any(|q| q.op.kind() == crate::OpKind::TokenxUnlock));
+        assert_eq!(s.refunded_payment(&s.refunds[0]).unwrap().amount.currency, Currency::USD);
+    }
+
+    #[test]
+    fn a_short_approval_after_a_paid_part_is_held_with_both() {
+        let (mut s, mut ids) = pump_sale();
+        pay(&mut s, &mut ids, PayMethod::Cash { tendered: try_(35_000) }, Some(35_000)).unwrap();
+        s.handle(SaleEvent::LockGranted { lock_id: "L1".into(), expires_at: NOW }, NOW, &mut ids).unwrap();
+        pay(&mut s, &mut ids, PayMethod::Card, None).unwrap();
+        let short = card(90_000, "TR8");
+        s.handle(SaleEvent::PaymentMismatch { payment: short }, NOW, &mut ids).unwrap();
+        assert_eq!(s.notice.as_ref().unwrap().code, "AMOUNT_MISMATCH");
+        let t = s.handle(SaleEvent::CancelRequested, NOW, &mut ids).unwrap();
+        let kinds: Vec<&str> = t.ops.iter().map(|q| q.op.kind().as_str()).collect();
+        assert_eq!(kinds, ["print_slip", "refund"], "the cash back at once, the short card charge reversed");
+        let amounts: Vec<(bool, i64)> = s.refunds.iter().map(|r| (r.unexpected, r.amount.minor)).collect();
+        assert_eq!(amounts, [(false, 35_000), (true, 90_000)]);
     }
 }

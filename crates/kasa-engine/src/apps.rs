@@ -14,7 +14,7 @@ use kasa_core::{Money, Payment, PaymentKind, SaleEvent};
 use kasa_store::OutboxRow;
 
 use crate::Engine;
-use crate::deliver::{Delivery, declined, not_configured, outcome as done, retry};
+use crate::deliver::{Delivery, approved, declined, not_configured, outcome as done, reported_currency, retry};
 use crate::scans::ScanSignal;
 
 /// How long a customer has to scan the QR code.
@@ -43,6 +43,8 @@ pub(crate) async fn settle_request(engine: &Engine, amount: Money, pos_tid: &str
     match settle.request_payment(token, pos_tid, amount).await {
         Ok(tid) => done(SaleEvent::SettleRequested { tid }),
         Err(e) if e.is_transient() => retry(&e),
+        // Settle recognises a repeated `pos_tid` before it looks at anything else (inferred, see
+        // kasa-sim's Settle module), so a refusal means no request exists for this QR code.
         Err(e) if e.status().is_some_and(|s| (400..500).contains(&s)) => declined(
             e.code().unwrap_or("REFUSED"),
             &format!("Settle refused the payment request ({e}). Ask the customer to scan again."),
@@ -51,10 +53,21 @@ pub(crate) async fn settle_request(engine: &Engine, amount: Money, pos_tid: &str
     }
 }
 
+/// How long a capture Settle refuses with 409 (its state is still moving) is retried within one
+/// delivery, with growing pauses, before the delivery gives way and is retried later.
+const CAPTURE_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Follows a payment request until the customer decides; captures it once authorised.
+///
+/// `tid` is Settle's own id for a request it accepted, so an outcome of 4004 NOT_FOUND is not
+/// an end: Settle's lookups may not see a request made a moment ago. It is asked again until the
+/// request is seen, and never read as "no payment".
 pub(crate) async fn settle_await(engine: &Engine, amount: Money, tid: &str) -> Delivery {
     let Some(settle) = &engine.inner.settle else { return not_configured("Settle") };
     let started = tokio::time::Instant::now();
+    let mut capture_pause = POLL;
+    let mut capture_started: Option<tokio::time::Instant> = None;
+    let mut aborted = false;
     loop {
         let outcome = match settle.outcome(tid).await {
             Ok(o) => o,
@@ -63,17 +76,36 @@ pub(crate) async fn settle_await(engine: &Engine, amount: Money, tid: &str) -> D
         let status = outcome.status();
         match status {
             Status::Ok => {
-                // An authorisation never pays more than the part asked for.
-                let paid = Money::new(outcome.auth_amount.max(outcome.amount).min(amount.minor), amount.currency);
-                return done(SaleEvent::PaymentApproved {
-                    payment: Payment { amount: paid, kind: PaymentKind::Settle { tid: tid.to_string() } },
-                });
+                let currency = outcome.currency.as_deref().map(reported_currency).unwrap_or(amount.currency);
+                let paid = Money::new(outcome.auth_amount, currency);
+                return approved(Payment { amount: paid, kind: PaymentKind::Settle { tid: tid.to_string() } }, amount);
             }
             Status::Auth => match settle.capture(tid).await {
                 Ok(()) => continue,
-                Err(e) if e.status() == Some(409) => continue, // its state moved on: read it again
+                Err(e) if e.status() == Some(409) => {
+                    // Its state moved on, or has not caught up yet: read it again after a pause
+                    // that grows, and give way to the dispatcher's backoff after a while.
+                    let since = *capture_started.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() > CAPTURE_DEADLINE {
+                        return Delivery::Retry {
+                            error: format!("Settle keeps refusing the capture: {e}"),
+                            maybe_applied: true,
+                        };
+                    }
+                    tokio::time::sleep(capture_pause).await;
+                    capture_pause = (capture_pause * 2).min(Duration::from_secs(5));
+                }
                 Err(e) => return retry(&e),
             },
+            Status::NotFound => {
+                if started.elapsed() > DECISION_TIMEOUT {
+                    return Delivery::Retry {
+                        error: format!("Settle does not find its payment request {tid} yet"),
+                        maybe_applied: true,
+                    };
+                }
+                tokio::time::sleep(POLL).await;
+            }
             s if s.is_failed() => {
                 let message = match s {
                     Status::Rejected => "The customer rejected the payment in the Settle app.",
@@ -86,9 +118,10 @@ pub(crate) async fn settle_await(engine: &Engine, amount: Money, tid: &str) -> D
                 return declined(&code, message);
             }
             _ => {
-                if started.elapsed() > DECISION_TIMEOUT {
+                if started.elapsed() > DECISION_TIMEOUT && !aborted {
+                    // The abort is not trusted blindly: the next round reads where it ended.
+                    aborted = true;
                     let _ = settle.abort(tid).await;
-                    return declined("5011", "The customer did not answer in time.");
                 }
                 tokio::time::sleep(POLL).await;
             }

@@ -136,6 +136,9 @@ pub struct StatusView {
     /// Operations parked for the manager.
     #[ts(type = "number")]
     pub queue_parked: i64,
+    /// Sales held for a manager (a provider took another amount than was asked).
+    #[ts(type = "number")]
+    pub sales_attention: i64,
     /// This register's terminal id.
     pub terminal_id: String,
     /// The last printer problem, if the last job failed.
@@ -238,6 +241,8 @@ pub enum ErrorCode {
     Refused,
     /// Something the manager must fix (configuration, keyring, database).
     Setup,
+    /// Another register is running on this data directory.
+    RegisterRunning,
     /// An internal failure.
     Internal,
 }

@@ -37,3 +37,18 @@ pub fn halt(name: &str) -> ! {
         std::thread::sleep(std::time::Duration::from_secs(3600));
     }
 }
+
+/// Whether the planted bug `name` is switched on (`KASA_PLANTED_BUG=name`). Planted bugs exist
+/// only in builds with the `failpoints` feature, for proving that a harness catches the kind of
+/// bug it is there to catch; shipped builds always answer `false`.
+pub fn planted(name: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    {
+        std::env::var("KASA_PLANTED_BUG").is_ok_and(|v| v.split(',').any(|b| b.trim() == name))
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = name;
+        false
+    }
+}

@@ -21,8 +21,10 @@ pub mod demo;
 mod dispatch;
 pub mod dto;
 pub mod failpoint;
+pub mod inspect;
 pub mod manager;
 mod mobilepay;
+pub mod owner;
 mod recovery;
 mod scans;
 mod sync;
@@ -114,6 +116,8 @@ struct Inner {
     pin_guard: Mutex<manager::PinGuard>,
     demo: bool,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// This register's hold on its data directory, for as long as it runs.
+    owner: Mutex<Option<owner::DirLock>>,
 }
 
 /// The running register. Cheap to clone; all clones share one register.
@@ -193,10 +197,16 @@ impl Engine {
         let setup = |e: String| ApiError::new(ErrorCode::Setup, e);
         config.check().map_err(|e| setup(e.to_string()))?;
         let secret = |name: &str| credentials.get(name).map_err(|e| setup(e.to_string()));
-        let tokenx_secret: Secret = secret(credentials::TOKENX_CLIENT_SECRET)?;
         let finix_password: Secret = secret(credentials::FINIX_PASSWORD)?;
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| setup(format!("cannot create the data directory {}: {e}", config.data_dir.display())))?;
+        // One writer per data directory: nothing below runs unless this register holds it.
+        let dir = config.data_dir.clone();
+        let dir_lock = tokio::task::spawn_blocking(move || owner::DirLock::acquire(&dir))
+            .await
+            .map_err(|e| setup(e.to_string()))?
+            .map_err(|e| match e {
+                owner::LockError::Taken { .. } => ApiError::new(ErrorCode::RegisterRunning, e.to_string()),
+                other => setup(other.to_string()),
+            })?;
         let path = config.database_path();
         let store = tokio::task::spawn_blocking(move || Store::open(&path))
             .await
@@ -204,16 +214,7 @@ impl Engine {
             .map_err(|e| setup(e.to_string()))?;
         let http = http_client();
         let url = |u: &str| base_url(u).map_err(|e| setup(e.to_string()));
-        let tokenx = TokenxClient::new(
-            http.clone(),
-            TokenxSettings {
-                base_url: url(&config.tokenx.base_url)?,
-                terminal_id: config.tokenx.terminal_id.clone(),
-                client_id: config.tokenx.client_id.clone(),
-                client_secret: tokenx_secret,
-                timeout: Duration::from_secs(10),
-            },
-        );
+        let tokenx = tokenx_client_with(http.clone(), &config, credentials)?;
         let finix = FinixClient::new(
             http.clone(),
             FinixSettings {
@@ -278,6 +279,7 @@ impl Engine {
             pin_guard: Mutex::new(manager::PinGuard::default()),
             demo,
             tasks: Mutex::new(Vec::new()),
+            owner: Mutex::new(Some(dir_lock)),
         });
         let engine = Engine { inner };
         let at = now();
@@ -327,12 +329,17 @@ impl Engine {
 
     /// Stops the background tasks and waits for them. In-flight deliveries are abandoned;
     /// their messages stay queued with their keys and are delivered after the next start.
+    ///
+    /// Then the data directory is let go: the database stays readable through this engine,
+    /// but refuses writes, since another register may start on it.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
         let tasks: Vec<_> = self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
         for t in tasks {
             let _ = t.await;
         }
+        self.inner.store.seal();
+        self.inner.owner.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     /// Events for screens.
@@ -424,6 +431,16 @@ impl Engine {
             }
             OrderStatus::Open | OrderStatus::Locked => {}
         }
+        // Trust nothing unchecked: an amount that is not litres × unit price is not sold.
+        order.check().map_err(|problem| {
+            ApiError::new(
+                ErrorCode::Refused,
+                format!(
+                    "Order {order_id} can't be paid here: {problem}. Ask the attendant to check the pump's sale, \
+                     or take payment at the pump."
+                ),
+            )
+        })?;
         self.open_sale(Basket::for_order(&order)).await
     }
 
@@ -607,13 +624,15 @@ impl Engine {
 
     /// Abandons an open sale. A partly paid one is voided by a manager ([`Engine::void_sale`]).
     pub async fn cancel_sale(&self, sale_id: &str) -> Result<SaleView, ApiError> {
-        if self.sale(sale_id).await?.state == SaleState::Tendering {
-            return Err(ApiError::new(
+        // Checked in the transaction that cancels: a payment finishing meanwhile can't slip by.
+        let only_open = |sale: &Sale| match sale.state {
+            SaleState::Tendering | SaleState::NeedsAttention => Err(ApiError::new(
                 ErrorCode::InvalidState,
-                "Part of this sale is paid: a manager voids it with the PIN, which gives the paid parts back.",
-            ));
-        }
-        let sale = self.apply(sale_id, SaleEvent::CancelRequested).await?;
+                "Money was taken for this sale: a manager voids it with the PIN, which gives it back.",
+            )),
+            _ => Ok(()),
+        };
+        let sale = self.apply_checked(sale_id, SaleEvent::CancelRequested, only_open).await?;
         Ok(self.view(&sale))
     }
 
@@ -647,7 +666,8 @@ impl Engine {
     /// The paper is back (or the cover closed): print what waits for the printer now.
     pub async fn retry_printer(&self) -> Result<(), ApiError> {
         let at = now();
-        self.db(move |s| Ok(s.write(|tx| tx.outbox_due_now("printer", at))?)).await?;
+        self.db(move |s| Ok(s.write(|tx| tx.outbox_due_now(&Op::PrintSlip { copy: false, refund: None }.lane(), at))?))
+            .await?;
         self.inner.dispatch_kick.notify_one();
         Ok(())
     }
@@ -693,14 +713,7 @@ impl Engine {
         paper: kasa_print::pdf::Paper,
         copy: bool,
     ) -> Result<Vec<u8>, ApiError> {
-        let sale = self.sale(sale_id).await?;
-        if !sale.state.is_paid() {
-            return Err(ApiError::new(ErrorCode::InvalidState, "Only a paid sale has a slip."));
-        }
-        let slip = Slip::from_sale(&sale, &self.inner.config.store, copy)
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        let blocks = kasa_print::layout::layout(&slip, self.slip_width());
-        kasa_print::pdf::render_pdf(&blocks, paper).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+        render_slip_pdf(&self.sale(sale_id).await?, &self.inner.config, paper, copy)
     }
 
     /// Writes a paid sale's slip as a PDF into the data directory's `slips/` folder (for
@@ -820,6 +833,7 @@ impl Engine {
             orders_age_secs: live.orders_listed_at.map(|t| (now() - t).whole_seconds().max(0) as u64),
             queue_pending: live.queue.pending,
             queue_parked: live.queue.parked,
+            sales_attention: live.queue.attention,
             terminal_id: self.inner.config.tokenx.terminal_id.clone(),
             printer_problem: live.printer_problem.clone(),
             terminal_problem: live.terminal_problem.clone(),
@@ -850,12 +864,23 @@ impl Engine {
 
     /// Applies one event to a sale in one transaction and wakes whoever must act on it.
     async fn apply(&self, sale_id: &str, event: SaleEvent) -> Result<Sale, ApiError> {
+        self.apply_checked(sale_id, event, |_| Ok(())).await
+    }
+
+    /// Like [`Engine::apply`], after `check` accepted the sale as it is inside the transaction.
+    async fn apply_checked(
+        &self,
+        sale_id: &str,
+        event: SaleEvent,
+        check: impl FnOnce(&Sale) -> Result<(), ApiError> + Send + 'static,
+    ) -> Result<Sale, ApiError> {
         let id = sale_id.to_string();
         let at = now();
         let (sale, queued) = self
             .db(move |s| {
                 s.write(|tx| -> Result<(Sale, bool), StepError> {
                     let mut sale = tx.sale(&id)?;
+                    check(&sale).map_err(StepError::Api)?;
                     let t = sale.handle(event, at, &mut UuidIds)?;
                     persist(tx, &sale, &t, at)?;
                     failpoint!("step.before_commit");
@@ -973,6 +998,46 @@ impl Engine {
     pub async fn fetch_order(&self, order_id: &str) -> Result<PumpOrder, ApiError> {
         self.inner.tokenx.order(order_id).await.map_err(|e| connect_error(&e))
     }
+}
+
+/// A paid sale's slip as a PDF, laid out for the configured printer's paper width.
+pub(crate) fn render_slip_pdf(
+    sale: &Sale,
+    config: &Config,
+    paper: kasa_print::pdf::Paper,
+    copy: bool,
+) -> Result<Vec<u8>, ApiError> {
+    if !sale.state.is_paid() {
+        return Err(ApiError::new(ErrorCode::InvalidState, "Only a paid sale has a slip."));
+    }
+    let slip =
+        Slip::from_sale(sale, &config.store, copy).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let blocks = kasa_print::layout::layout(&slip, config.printer.width);
+    kasa_print::pdf::render_pdf(&blocks, paper).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+}
+
+/// The Token X client of a configuration, with its secret from `credentials`.
+pub(crate) fn tokenx_client(config: &Config, credentials: &dyn Credentials) -> Result<TokenxClient, ApiError> {
+    tokenx_client_with(http_client(), config, credentials)
+}
+
+fn tokenx_client_with(
+    http: kasa_connect::HttpClient,
+    config: &Config,
+    credentials: &dyn Credentials,
+) -> Result<TokenxClient, ApiError> {
+    let setup = |e: String| ApiError::new(ErrorCode::Setup, e);
+    let client_secret: Secret = credentials.get(credentials::TOKENX_CLIENT_SECRET).map_err(|e| setup(e.to_string()))?;
+    Ok(TokenxClient::new(
+        http,
+        TokenxSettings {
+            base_url: base_url(&config.tokenx.base_url).map_err(|e| setup(e.to_string()))?,
+            terminal_id: config.tokenx.terminal_id.clone(),
+            client_id: config.tokenx.client_id.clone(),
+            client_secret,
+            timeout: Duration::from_secs(10),
+        },
+    ))
 }
 
 /// What the cashier reads when the card terminal can't take payments.

@@ -158,13 +158,35 @@ impl Engine {
         self.db(move |s| Ok(s.outbox_open(limit)?.into_iter().map(QueueItem::from).collect())).await
     }
 
-    /// Delivers a message now: a pending one skips its backoff, a parked one goes back in line.
-    pub async fn retry_now(&self, id: i64) -> Result<(), ApiError> {
+    /// Delivers a message now: a pending one skips its backoff (anyone may ask); a parked one
+    /// goes back in line, which needs the manager PIN and is journaled. Both the state and the
+    /// right are checked again inside the transaction that acts.
+    pub async fn retry_now(&self, id: i64, pin: Option<&str>) -> Result<(), ApiError> {
+        let parked = self.db(move |s| Ok(s.outbox_message(id)?.state == OutboxState::Parked)).await?;
+        let authorised = match pin {
+            Some(pin) => {
+                self.check_pin(pin).await?;
+                true
+            }
+            None if parked => {
+                return Err(ApiError::new(
+                    ErrorCode::Refused,
+                    "A parked message goes back in line only with the manager PIN.",
+                ));
+            }
+            None => false,
+        };
         let at = now();
         self.db(move |s| {
             s.write(|tx| -> Result<(), StepError> {
                 let row = tx.outbox_row(id)?;
                 match row.state {
+                    OutboxState::Parked if !authorised => {
+                        return Err(StepError::Api(ApiError::new(
+                            ErrorCode::Refused,
+                            "This message was parked meanwhile: putting it back in line needs the manager PIN.",
+                        )));
+                    }
                     OutboxState::Parked => {
                         tx.outbox_unpark(id, at)?;
                         let rec = JournalRecord {

@@ -1,15 +1,16 @@
 //! Taking MobilePay payments: start (with Kasa's own `orderId`), wait for the customer to
 //! approve in the app, capture once reserved. A repeated or resumed delivery finds the payment
-//! again by its `orderId`, so a payment is started at most once and captured at most once.
+//! again by starting with the same `orderId`, so a payment is started at most once and captured
+//! at most once, and what was captured is checked against what was asked.
 //! MobilePay allows one active payment per point of sale: a stale one left by an earlier run is
 //! cancelled before a new one starts.
 
 use std::time::Duration;
 
 use kasa_connect::mobilepay::{MobilePayClient, PaymentStatus};
-use kasa_core::{Money, Payment, PaymentKind, SaleEvent};
+use kasa_core::{Money, Payment, PaymentKind};
 
-use crate::deliver::{Delivery, declined, not_configured, outcome as done, retry};
+use crate::deliver::{Delivery, approved, declined, not_configured, retry};
 use crate::{ApiError, Engine, ErrorCode, connect_error};
 
 /// How long a customer has to approve.
@@ -30,18 +31,18 @@ fn ended(status: &PaymentStatus) -> &'static str {
 }
 
 /// Takes (or, after a restart, follows up) the payment of `order_id`.
-pub(crate) async fn payment(engine: &Engine, amount: Money, order_id: &str, start: bool) -> Delivery {
+///
+/// The payment is always found through a start with Kasa's own `orderId`, never through a
+/// lookup: MobilePay answers a repeated `orderId` with the payment it already made (inferred,
+/// see kasa-sim's MobilePay module), while its lookups may not show a payment made a moment
+/// ago. So a payment is started at most once, and "not found" never ends an attempt: only a
+/// final status of the payment does. `start` is kept in the stored operation for the journal
+/// (false after a restart); both ways are the same call.
+pub(crate) async fn payment(engine: &Engine, amount: Money, order_id: &str, _start: bool) -> Delivery {
     let Some(mp) = &engine.inner.mobilepay else { return not_configured("MobilePay") };
-    let payment_id = match mp.retrieve_by_terminal(order_id, None).await {
-        Ok(Some(id)) => id,
-        Ok(None) if !start => {
-            return declined("NOT_STARTED", "The register restarted before the MobilePay payment started.");
-        }
-        Ok(None) => match start_payment(mp, order_id, amount).await {
-            Ok(id) => id,
-            Err(d) => return d,
-        },
-        Err(e) => return retry(&e),
+    let payment_id = match start_payment(mp, order_id, amount).await {
+        Ok(id) => id,
+        Err(d) => return d,
     };
     engine
         .inner
@@ -54,9 +55,31 @@ pub(crate) async fn payment(engine: &Engine, amount: Money, order_id: &str, star
     result
 }
 
+/// MobilePay's answer to an `orderId` used before with another PoS or amount (the sandbox's).
+const ORDER_ID_REUSED: &str = "ORDER_ID_REUSED";
+
 async fn start_payment(mp: &MobilePayClient, order_id: &str, amount: Money) -> Result<String, Delivery> {
     match mp.start(order_id, amount).await {
-        Ok(p) => Ok(p.payment_id),
+        Ok(p) if p.order_id == order_id => Ok(p.payment_id),
+        Ok(p) => Err(Delivery::Park {
+            reason: format!(
+                "MobilePay answered a start of orderId {order_id} with payment {} of orderId {}; check it in the \
+                 MobilePay portal before taking payment again",
+                p.payment_id, p.order_id
+            ),
+            event: None,
+        }),
+        Err(e) if e.code() == Some(ORDER_ID_REUSED) => {
+            // The orderId names a payment already: find that one, however long the lookup lags.
+            match mp.retrieve_by_terminal(order_id, None).await {
+                Ok(Some(id)) => Ok(id),
+                Ok(None) => Err(Delivery::Retry {
+                    error: format!("payment of orderId {order_id} not visible yet"),
+                    maybe_applied: true,
+                }),
+                Err(e2) => Err(retry(&e2)),
+            }
+        }
         Err(e) if e.status() == Some(409) => {
             // Another payment is active on this PoS. Kasa's own payments go one at a time, so it
             // is a stale one: cancel it, then start again.
@@ -72,28 +95,37 @@ async fn start_payment(mp: &MobilePayClient, order_id: &str, amount: Money) -> R
             }
         }
         Err(e) if e.is_transient() || e.maybe_applied() => Err(retry(&e)),
+        // A refusal of a start MobilePay checks the orderId of first: nothing exists under it.
         Err(e) => Err(declined(e.code().unwrap_or("REFUSED"), &format!("MobilePay refused the payment ({e})."))),
     }
 }
 
-/// Waits for the customer, captures once reserved.
+/// Waits for the customer, captures once reserved. Every round but the first waits a moment,
+/// so a status that lags behind a capture is asked again rather than hammered.
 async fn follow(mp: &MobilePayClient, payment_id: &str, amount: Money) -> Delivery {
     let started = tokio::time::Instant::now();
+    let mut first = true;
+    let mut gave_up = false;
     loop {
+        if !first {
+            tokio::time::sleep(POLL).await;
+        }
+        first = false;
         let status = match mp.status(payment_id).await {
             Ok(s) => s,
             Err(e) => return retry(&e),
         };
         match status {
             PaymentStatus::Captured => {
-                let paid = match mp.details(payment_id).await {
-                    Ok(d) if d.captured_amount.minor > 0 => d.captured_amount,
-                    Ok(_) => amount,
+                let details = match mp.details(payment_id).await {
+                    Ok(d) => d,
                     Err(e) => return retry(&e),
                 };
-                let payment =
-                    Payment { amount: paid, kind: PaymentKind::MobilePay { payment_id: payment_id.to_string() } };
-                return done(SaleEvent::PaymentApproved { payment });
+                let payment = Payment {
+                    amount: details.captured_amount,
+                    kind: PaymentKind::MobilePay { payment_id: payment_id.to_string() },
+                };
+                return approved(payment, amount);
             }
             PaymentStatus::Reserved => match mp.capture(payment_id, amount).await {
                 Ok(_) => continue,
@@ -117,11 +149,11 @@ async fn follow(mp: &MobilePayClient, payment_id: &str, amount: Money) -> Delive
             },
             s if s.is_final() => return declined(s.as_str(), ended(&s)),
             _ => {
-                if started.elapsed() > DECISION_TIMEOUT {
+                if started.elapsed() > DECISION_TIMEOUT && !gave_up {
+                    // The cancel is not trusted blindly: the next round reads where it ended.
+                    gave_up = true;
                     let _ = mp.cancel(payment_id).await;
-                    return declined("ExpiredAndCancelled", "The customer did not approve in time.");
                 }
-                tokio::time::sleep(POLL).await;
             }
         }
     }

@@ -3,9 +3,15 @@
 //!
 //! - A sale that was **locking** is not continued (the cashier is no longer waiting on it): its
 //!   lock request is abandoned and, since it may have reached the cloud, a release is queued.
-//! - A sale that was **paying by card** is not paid again: its card sale is replaced by a
-//!   lookup of the original idempotency id at Finix, which moves the sale to paid (approved
-//!   there) or open again (declined, or never started) without starting a payment.
+//! - A sale that was **paying by card** is not paid twice: its card sale is replaced by a
+//!   lookup that cancels any prompt left on the terminal and sends the same sale again with the
+//!   same idempotency id, which Finix answers with the original transfer if there is one. Only
+//!   that definite answer moves the sale on, to paid or to open again; an empty lookup never
+//!   does (the customer may still have been tapping).
+//! - A **MobilePay** payment is followed up by its `orderId` (a start with the same `orderId`
+//!   finds it), never started twice; a **Settle** QR code nobody scanned ends the attempt (no
+//!   payment can exist before Kasa asks for one), while a payment request already asked for is
+//!   asked again with the same `pos_tid`, which Settle recognises.
 //! - A **lock** that no live sale stands behind is released.
 //! - A **paid** sale whose payment report was not acknowledged keeps its queued report, which
 //!   is sent again with the same request id.
@@ -78,7 +84,7 @@ pub(crate) fn recover(tx: &Tx<'_>, at: OffsetDateTime) -> Result<Vec<String>, St
                 Queued { key: UuidIds.next_id(), op: Op::CardLookup { amount, idempotency_id: row.key.clone() } };
             tx.enqueue(Some(&sale.id.0), &lookup, at)?;
             done.push(format!(
-                "Sale {}: the register restarted during a card payment of {}; its outcome is being checked with the card service. Do not charge the customer again.",
+                "Sale {}: the register restarted during a card payment of {}; its outcome is being checked with the card service (a prompt left on the terminal is cancelled). Do not charge the customer again.",
                 short(&sale.id.0),
                 amount.display_grouped()
             ));
@@ -89,7 +95,12 @@ pub(crate) fn recover(tx: &Tx<'_>, at: OffsetDateTime) -> Result<Vec<String>, St
         let live = match tx.sale(&lock.sale_id) {
             Ok(s) => matches!(
                 s.state,
-                SaleState::Locking | SaleState::Paying | SaleState::Tendering | SaleState::Voiding | SaleState::Paid
+                SaleState::Locking
+                    | SaleState::Paying
+                    | SaleState::Tendering
+                    | SaleState::Voiding
+                    | SaleState::NeedsAttention
+                    | SaleState::Paid
             ),
             Err(StoreError::NotFound(_)) => false,
             Err(e) => return Err(e.into()),

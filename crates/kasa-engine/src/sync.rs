@@ -86,7 +86,8 @@ const RENEW_BEFORE: time::Duration = time::Duration::seconds(60);
 
 /// Keeps the locks of sales that are paying from lapsing: a card payment can outlast a lock.
 async fn renew_locks(engine: &Engine) {
-    let Ok(paying) = engine.db(|s| Ok(s.sales_in(&[SaleState::Paying, SaleState::Tendering])?)).await else { return };
+    let holding = [SaleState::Paying, SaleState::Tendering, SaleState::Voiding, SaleState::NeedsAttention];
+    let Ok(paying) = engine.db(move |s| Ok(s.sales_in(&holding)?)).await else { return };
     for sale in paying {
         let (Some(lock), Some(order_id)) = (sale.lock.clone(), sale.basket.pump_order_id()) else { continue };
         if lock.expires_at - now() > RENEW_BEFORE {

@@ -204,7 +204,7 @@ impl Slip {
         let offset = UtcOffset::from_whole_seconds(store.utc_offset_minutes * 60).unwrap_or(UtcOffset::UTC);
         let labels = store.labels();
         let back = Money::new(-refund.amount.minor, refund.amount.currency);
-        let method = sale.payments.get(refund.payment as usize).map(|p| p.kind.clone());
+        let method = sale.refunded_payment(refund).map(|p| p.kind.clone());
         let mut payment = match &method {
             Some(kind) => slip_payment(labels, kind, back),
             None => SlipPayment { label: labels.refund.to_string(), amount: back, details: Vec::new() },

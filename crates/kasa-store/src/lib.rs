@@ -55,12 +55,31 @@ pub enum StoreError {
     /// A stored value is not what Kasa writes.
     #[error("stored data is invalid: {0}")]
     Invalid(String),
+    /// There is no database where one was to be read.
+    #[error("there is no Kasa database at {0}: check the data directory (a register creates it when it first starts)")]
+    Missing(String),
+    /// The database was opened to be read only.
+    #[error("the database is open read-only here: the running register is the one that writes it")]
+    ReadOnly,
+    /// The database has an older schema than this Kasa, and a read-only reader cannot update it.
+    #[error(
+        "the database at {path} has schema version {found}, older than this Kasa ({known}); start the register once to update it"
+    )]
+    TooOld {
+        /// Database file.
+        path: String,
+        /// Version found.
+        found: i64,
+        /// Newest version known here.
+        known: i64,
+    },
 }
 
 /// The database.
 pub struct Store {
     conn: Mutex<Connection>,
     path: PathBuf,
+    read_only: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -92,9 +111,42 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mut store = Store { conn: Mutex::new(conn), path: path.to_path_buf() };
+        let mut store = Store { conn: Mutex::new(conn), path: path.to_path_buf(), read_only: false.into() };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Opens an existing database to read it only, beside the register that writes it (WAL
+    /// readers never block the writer). Refuses a missing file instead of creating one, and a
+    /// schema other than this Kasa's.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Missing(path.display().to_string()));
+        }
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        let path_text = path.display().to_string();
+        if version > known {
+            return Err(StoreError::TooNew { path: path_text, found: version, known });
+        }
+        if version < known {
+            return Err(StoreError::TooOld { path: path_text, found: version, known });
+        }
+        Ok(Store { conn: Mutex::new(conn), path: path.to_path_buf(), read_only: true.into() })
+    }
+
+    /// Whether this handle only reads.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Refuses every later write through this handle (a register that has stopped keeps
+    /// reading, but the data directory may have a new writer by now).
+    pub fn seal(&self) {
+        self.read_only.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The database file.
@@ -129,6 +181,9 @@ impl Store {
     where
         E: From<StoreError>,
     {
+        if self.is_read_only() {
+            return Err(StoreError::ReadOnly.into());
+        }
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
         let tx = Tx { tx };

@@ -1,9 +1,18 @@
 //! The transactional outbox.
 //!
 //! Messages are appended in the transaction of the step that causes them and delivered lane by
-//! lane in id order: the head of a lane is the oldest message that is neither done nor
-//! discarded. A parked message (a permanent failure waiting for the manager) keeps its lane
-//! closed, because later messages of a sale may depend on it.
+//! lane in id order. A message waits for every older message of its own sale in its lane,
+//! including a parked one (a permanent failure waiting for the manager), since it may depend
+//! on it. Towards other sales' messages the lanes differ:
+//!
+//! - in a cloud lane (one pump order, one Settle payment, one refund) an older pending message
+//!   of another sale holds it back, so a release left by an abandoned attempt goes before a
+//!   later attempt's lock; a parked one does not;
+//! - in a device lane ([`kasa_core::op::DEVICE_LANE`]: the terminal, the MobilePay PoS, the
+//!   printer) another sale's older message holds it back only while that one is due or being
+//!   delivered: not while it backs off after a failure, is parked, or waits behind its own
+//!   sale's. One card lookup that cannot be resolved, or one slip that cannot print, does not
+//!   stop every later card payment or slip.
 
 use kasa_core::op::{Op, Queued};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -73,13 +82,16 @@ pub struct OutboxRow {
     pub created_at: OffsetDateTime,
 }
 
-/// Queue depth for the status bar and the manager.
+/// What waits, for the status bar and the manager: the queue's depth, and the sales held for
+/// a manager.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct QueueCounts {
     /// Waiting for delivery.
     pub pending: i64,
     /// Parked for the manager.
     pub parked: i64,
+    /// Sales held for a manager (a provider took another amount than was asked).
+    pub attention: i64,
 }
 
 const COLUMNS: &str =
@@ -260,10 +272,20 @@ impl Store {
                      WHERE o.state = 'pending' AND o.next_attempt_ms <= ?1
                        AND o.lane NOT IN (SELECT value FROM json_each(?2))
                        AND NOT EXISTS (SELECT 1 FROM outbox h
-                                       WHERE h.lane = o.lane AND h.state IN ('pending', 'parked') AND h.id < o.id)
+                                       WHERE h.lane = o.lane AND h.state = 'parked' AND h.id < o.id
+                                         AND h.sale_id IS o.sale_id)
+                       AND NOT EXISTS (
+                           SELECT 1 FROM outbox h
+                           WHERE h.lane = o.lane AND h.state = 'pending' AND h.id < o.id
+                             AND (h.sale_id IS o.sale_id
+                                  OR substr(o.lane, 1, length(?4)) <> ?4
+                                  OR (h.next_attempt_ms <= ?1
+                                      AND NOT EXISTS (SELECT 1 FROM outbox p
+                                                      WHERE p.lane = h.lane AND p.state IN ('pending', 'parked')
+                                                        AND p.id < h.id AND p.sale_id IS h.sale_id))))
                      ORDER BY o.id LIMIT ?3"
                 ),
-                params![unix_ms(now), busy, limit],
+                params![unix_ms(now), busy, limit, kasa_core::op::DEVICE_LANE],
             )
         })
     }
@@ -293,14 +315,24 @@ impl Store {
         self.read(|c| query(c, &format!("SELECT {COLUMNS} FROM outbox WHERE sale_id = ?1 ORDER BY id"), [sale_id]))
     }
 
+    /// One message.
+    pub fn outbox_message(&self, id: i64) -> Result<OutboxRow, StoreError> {
+        self.read(|c| {
+            query(c, &format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"), [id])?
+                .pop()
+                .ok_or_else(|| StoreError::NotFound(format!("outbox message {id}")))
+        })
+    }
+
     /// Pending and parked counts.
     pub fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
         self.read(|c| {
             Ok(c.query_row(
-                "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'parked'), 0)
+                "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'parked'), 0),
+                        (SELECT COUNT(*) FROM sales WHERE state = 'NeedsAttention')
                  FROM outbox WHERE state IN ('pending', 'parked')",
                 [],
-                |r| Ok(QueueCounts { pending: r.get(0)?, parked: r.get(1)? }),
+                |r| Ok(QueueCounts { pending: r.get(0)?, parked: r.get(1)?, attention: r.get(2)? }),
             )?)
         })
     }

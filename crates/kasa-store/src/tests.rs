@@ -149,7 +149,7 @@ fn lanes_deliver_in_order_and_parked_messages_hold_their_lane() {
     // Parking the head closes the lane; unparking opens it again.
     store.write(|tx| tx.outbox_park(ids[0], "401 unauthorized", NOW)).unwrap();
     assert!(store.outbox_due(NOW, &[], 10).unwrap().iter().all(|r| r.lane != "order:OA"));
-    assert_eq!(store.queue_counts().unwrap(), QueueCounts { pending: 3, parked: 1 });
+    assert_eq!(store.queue_counts().unwrap(), QueueCounts { pending: 3, parked: 1, attention: 0 });
     assert!(store.write(|tx| tx.outbox_unpark(ids[0], NOW)).unwrap());
     store.write(|tx| tx.outbox_done(ids[0], NOW)).unwrap();
     let due = store.outbox_due(NOW, &[], 10).unwrap();
@@ -157,6 +157,61 @@ fn lanes_deliver_in_order_and_parked_messages_hold_their_lane() {
     assert_eq!(due[0].attempts, 0);
     let b1 = store.write(|tx| tx.outbox_row(ids[2])).unwrap();
     assert_eq!((b1.attempts, b1.maybe_applied, b1.last_error.as_deref()), (1, true, Some("503")));
+}
+
+#[test]
+fn a_parked_message_holds_back_only_its_own_sale() {
+    let (_d, store) = store();
+    let print = || Op::PrintSlip { copy: false, refund: None };
+    let ids = store
+        .write(|tx| -> Result<Vec<i64>, StoreError> {
+            Ok(vec![
+                tx.enqueue(Some("A"), &q("a1", print()), NOW)?,
+                tx.enqueue(Some("A"), &q("a2", print()), NOW)?,
+                tx.enqueue(Some("B"), &q("b1", print()), NOW)?,
+            ])
+        })
+        .unwrap();
+    let keys = |store: &Store| store.outbox_due(NOW, &[], 10).unwrap().into_iter().map(|r| r.key).collect::<Vec<_>>();
+    assert_eq!(keys(&store), ["a1"], "slips print in order while the head is pending");
+    // A slip that can't print for good is parked: sale A's next slip waits for the manager,
+    // sale B's slip does not.
+    store.write(|tx| tx.outbox_park(ids[0], "the slip could not be rendered", NOW)).unwrap();
+    assert_eq!(keys(&store), ["b1"]);
+    store.write(|tx| tx.outbox_discard(ids[0], NOW)).unwrap();
+    assert_eq!(keys(&store), ["a2"]);
+
+    // In a device lane, another sale's message that backs off after a failure holds nobody.
+    store.write(|tx| tx.outbox_retry_at(ids[1], "paper out", NOW + time::Duration::seconds(30), false)).unwrap();
+    assert_eq!(keys(&store), ["b1"]);
+    // In a pump order's lane it does: a release goes before a later attempt's lock.
+    let release =
+        store.write(|tx| tx.enqueue(Some("A"), &q("r1", Op::TokenxRelease { order_id: "O9".into() }), NOW)).unwrap();
+    store.write(|tx| tx.enqueue(Some("C"), &q("c1", lock_on("O9")), NOW)).unwrap();
+    store.write(|tx| tx.outbox_retry_at(release, "503", NOW + time::Duration::seconds(30), true)).unwrap();
+    assert_eq!(keys(&store), ["b1"], "the lock waits for the release that backs off");
+}
+
+#[test]
+fn a_reader_beside_the_writer_reads_and_never_writes_or_creates() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = Store::open_read_only(&dir.path().join("none.db")).unwrap_err();
+    assert!(matches!(missing, StoreError::Missing(_)), "{missing}");
+    assert!(!dir.path().join("none.db").exists(), "nothing is created");
+
+    let path = dir.path().join("kasa.db");
+    let writer = Store::open(&path).unwrap();
+    writer.write(|tx| tx.append_journal(&sale("S1").opened_record(), NOW)).unwrap();
+    let reader = Store::open_read_only(&path).unwrap();
+    assert!(reader.is_read_only());
+    assert_eq!(reader.journal_for_sale("S1").unwrap().len(), 1);
+    // The writer goes on while the reader is open; the reader sees its commits.
+    writer.write(|tx| tx.append_journal(&sale("S2").opened_record(), NOW)).unwrap();
+    assert_eq!(reader.journal_for_sale("S2").unwrap().len(), 1);
+    let refused = reader.write(|tx| tx.append_journal(&sale("S3").opened_record(), NOW)).unwrap_err();
+    assert!(matches!(refused, StoreError::ReadOnly), "{refused}");
+    let raw = reader.read(|c| Ok(c.execute("DELETE FROM settings", [])?)).unwrap_err();
+    assert!(raw.to_string().contains("readonly"), "SQLite itself refuses: {raw}");
 }
 
 #[test]

@@ -100,8 +100,8 @@ fn secrets_round_trip_through_the_os_keyring() {
     let _ = sim.wait();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.starts_with("ORDER"), "{stdout}");
-    assert!(stdout.lines().count() >= 5, "the sandbox's orders are listed: {stdout}");
+    assert!(stdout.starts_with("from the cloud\nORDER"), "{stdout}");
+    assert!(stdout.lines().count() >= 6, "the sandbox's orders are listed: {stdout}");
 
     let err = kasa().args(["secrets", "set", "nope"]).stdin(Stdio::null()).output().unwrap();
     assert!(!err.status.success());
@@ -117,8 +117,9 @@ impl OutputPiped for Command {
     }
 }
 
-/// `kasa sim` runs the sandbox on its own; `kasa status`, `orders`, `sale` and `queue` work
-/// against it with the sandbox's public demo credentials.
+/// `kasa sim` runs the sandbox on its own; `kasa orders`, `sale`, `status` and `queue` work
+/// against it with the sandbox's public demo credentials. The commands that only look never
+/// create a database.
 #[test]
 fn status_orders_sale_and_queue_against_a_standalone_sandbox() {
     use std::process::Stdio;
@@ -144,20 +145,27 @@ fn status_orders_sale_and_queue_against_a_standalone_sandbox() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let (ok, status, err) = run(&["status"]);
+    // Before any register ran here there is nothing to show, and nothing is created.
+    let (ok, _, err) = run(&["status"]);
+    assert!(!ok);
+    assert!(err.contains("there is no Kasa database at") && err.contains("a register creates it"), "{err}");
+    assert!(!dir.path().join("kasa-data").join("kasa.db").exists(), "a look creates no database");
+    // With no register running, the orders come from the cloud itself.
+    let (ok, orders, err) = run(&["orders"]);
     assert!(ok, "{err}");
-    assert!(status.starts_with("online"), "{status}");
-    assert!(status.contains("queue 0 pending, 0 parked"), "{status}");
-    let (ok, orders, _) = run(&["orders"]);
-    assert!(ok);
-    let first = orders.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    assert!(orders.starts_with("from the cloud\n"), "{orders}");
+    let first = orders.lines().nth(2).unwrap().split_whitespace().next().unwrap().to_string();
     let (ok, sale, err) = run(&["sale", "--order", &first, "--pay", "cash", "--tendered", "5000"]);
     let _ = sim.kill();
     let _ = sim.wait();
     assert!(ok, "{sale}{err}");
     assert!(sale.contains("Completed") && sale.contains("change:"), "{sale}");
-    // With the sandbox gone the register still starts (offline) and shows its empty queue.
+    let (ok, status, err) = run(&["status"]);
+    assert!(ok, "{err}");
+    assert!(status.starts_with("no register is running on this data directory"), "{status}");
+    assert!(status.contains("queue 0 pending, 0 parked"), "{status}");
+    // With the sandbox gone the queue is still read from the database.
     let (ok, queue, err) = run(&["queue", "list"]);
     assert!(ok, "{err}");
-    assert_eq!(queue.trim(), "the queue is empty");
+    assert!(queue.trim().ends_with("the queue is empty"), "{queue}");
 }

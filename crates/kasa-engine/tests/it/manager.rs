@@ -47,9 +47,17 @@ async fn parked_reports_are_retried_or_discarded_with_the_pin() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(h.engine.status().queue_parked, 1);
 
+    // Putting a parked message back in line needs the manager PIN, checked in the engine.
+    let refused = h.engine.retry_now(item.id, None).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Refused, "{refused:?}");
+    assert_eq!(h.engine.retry_now(item.id, Some("2468")).await.unwrap_err().code, ErrorCode::Setup, "no PIN set yet");
+    assert_eq!(h.engine.set_manager_pin("12a4", None).await.unwrap_err().code, ErrorCode::BadInput);
+    h.engine.set_manager_pin("2468", None).await.unwrap();
+    assert_eq!(h.engine.retry_now(item.id, Some("1111")).await.unwrap_err().code, ErrorCode::Refused);
+
     // Retry now, once the cloud accepts it again: delivered, the sale completes.
     h.sandbox.tokenx_http.control.clear_faults();
-    h.engine.retry_now(item.id).await.unwrap();
+    h.engine.retry_now(item.id, Some("2468")).await.unwrap();
     h.engine.wait_for_state(&sale.id, SaleState::Completed, WAIT).await.unwrap();
     assert_eq!(h.sandbox.tokenx.accepted_reports(&orders[0].order_id), 1);
 
@@ -58,10 +66,6 @@ async fn parked_reports_are_retried_or_discarded_with_the_pin() {
     let sale2 = h.engine.open_order_sale(&orders[1].order_id).await.unwrap();
     h.engine.pay(&sale2.id, PayMethod::Cash { tendered: sale2.total }).await.unwrap();
     let item2 = wait_parked(&h, 1).await.into_iter().find(|i| i.state == "parked").unwrap();
-    let no_pin = h.engine.discard(item2.id, "1234", "settled by phone").await.unwrap_err();
-    assert_eq!(no_pin.code, ErrorCode::Setup);
-    assert_eq!(h.engine.set_manager_pin("12a4", None).await.unwrap_err().code, ErrorCode::BadInput);
-    h.engine.set_manager_pin("2468", None).await.unwrap();
     assert_eq!(h.engine.set_manager_pin("1357", None).await.unwrap_err().code, ErrorCode::Refused);
     assert_eq!(h.engine.discard(item2.id, "2468", " ").await.unwrap_err().code, ErrorCode::BadInput);
     let wrong = h.engine.discard(item2.id, "1111", "settled by phone").await.unwrap_err();
