@@ -113,3 +113,52 @@ async fn a_settle_qr_payment_is_shown_as_a_qr_code_and_completed_by_the_customer
     std::fs::write(output_dir().join("settle-done.png"), s.screenshot().await).unwrap();
     s.close().await;
 }
+
+#[tokio::test]
+#[ignore = "needs a display and tauri-driver: run through ./scripts/test"]
+async fn a_second_launch_brings_the_running_register_forward_and_starts_no_engine() {
+    use kasa_engine::owner::{Owner, owner};
+    let data = tempfile::tempdir().unwrap();
+    let app = env!("CARGO_BIN_EXE_kasa-desktop");
+    let driver = Driver::start(app, data.path()).await;
+    let s: Session = driver.session().await;
+    s.wait_for("[data-testid=order-card][data-status=Open]", Duration::from_secs(30)).await;
+    let first = match owner(data.path()) {
+        Owner::Running { pid: Some(pid) } => pid,
+        other => panic!("the running register holds its data directory: {other:?}"),
+    };
+    assert_eq!(s.window_handles().await.len(), 1);
+
+    // Launched again, as a cashier double-tapping the icon would: it hands over and exits.
+    let started = std::time::Instant::now();
+    let mut second = std::process::Command::new(app)
+        .env("KASA_DATA_DIR", data.path())
+        .env("NO_AT_BRIDGE", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = second.kill();
+            panic!("the second launch kept running");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "the second launch exits cleanly: {status:?} {err}");
+    assert!(!err.contains("could not start"), "the second launch never tried to start a register: {err}");
+
+    // One window, one engine: the first register still holds the directory and still sells.
+    assert_eq!(s.window_handles().await.len(), 1);
+    assert_eq!(owner(data.path()), Owner::Running { pid: Some(first) });
+    let card = s.wait_for("[data-testid=order-card][data-status=Open]", Duration::from_secs(10)).await;
+    s.click(&card).await;
+    s.wait_for("[data-testid=pay-card]", Duration::from_secs(10)).await;
+    std::fs::write(output_dir().join("single-instance.png"), s.screenshot().await).unwrap();
+    s.close().await;
+}

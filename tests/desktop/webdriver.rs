@@ -180,6 +180,12 @@ impl Session {
             .to_string()
     }
 
+    /// The handles of the app's open windows.
+    pub async fn window_handles(&self) -> Vec<String> {
+        let v = self.send(reqwest::Method::GET, "/window/handles", None).await;
+        v.as_array().map(|a| a.iter().filter_map(|h| h.as_str().map(String::from)).collect()).unwrap_or_default()
+    }
+
     /// A PNG of the window.
     pub async fn screenshot(&self) -> Vec<u8> {
         let v = self.send(reqwest::Method::GET, "/screenshot", None).await;

@@ -1486,7 +1486,7 @@ mod tests {
         assert_eq!((n.level, n.code.as_str()), (NoticeLevel::Error, "CURRENCY_MISMATCH"));
         assert!(n.message.contains("1.350,00 USD") && n.message.contains("1.350,00 TRY"), "{}", n.message);
         assert!(s.lock.is_some(), "the order stays locked while the money is sorted out");
-        assert!(matches!(pay(&mut s, &mut ids, PayMethod::Cash { tendered: try_(135_000) }, None), Err(_)));
+        assert!(pay(&mut s, &mut ids, PayMethod::Cash { tendered: try_(135_000) }, None).is_err());
 
         // The manager voids it: the charge goes back in its own currency, then the order is free.
         let t = s.handle(SaleEvent::CancelRequested, NOW, &mut ids).unwrap();

@@ -133,7 +133,22 @@ pub(crate) async fn settle_await(engine: &Engine, amount: Money, tid: &str) -> D
 pub(crate) async fn refund(engine: &Engine, row: &OutboxRow) -> Delivery {
     let (refund_id, result) = match &row.op {
         Op::CardRefund { refund_id, transfer_id, amount } => {
-            (refund_id, engine.inner.finix.refund(transfer_id, *amount, &row.key).await.map(|_| ()))
+            match engine.inner.finix.refund(transfer_id, *amount, &row.key).await {
+                // What Finix says it gave back must be what was asked; otherwise the refund stays
+                // under way (its amount still counted) for the manager to settle.
+                Ok(t) if t.amount != amount.minor || reported_currency(&t.currency) != amount.currency => {
+                    return Delivery::Park {
+                        reason: format!(
+                            "Finix reversed {} {} of transfer {transfer_id} although {} was asked; check it in the Finix dashboard",
+                            t.amount,
+                            t.currency,
+                            amount.display_grouped()
+                        ),
+                        event: None,
+                    };
+                }
+                result => (refund_id, result.map(|_| ())),
+            }
         }
         Op::SettleRefund { refund_id, tid, amount } => {
             let Some(settle) = &engine.inner.settle else { return not_configured("Settle") };

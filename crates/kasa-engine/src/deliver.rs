@@ -207,6 +207,11 @@ fn card_tags(engine: &Engine, sale_id: Option<&str>) -> BTreeMap<String, String>
 /// sandbox answers it): the key names a transfer that is not this one.
 const IDEMPOTENCY_CONFLICT: &str = "IDEMPOTENCY_ID_REUSED";
 
+/// Finix's answer while the terminal works on another transaction (inferred). Whether Finix
+/// looks at the idempotency id before it looks at the terminal is not documented, so after an
+/// attempt that may have been applied it proves nothing: the request is tried again.
+const DEVICE_BUSY: &str = "DEVICE_BUSY";
+
 fn idempotency_conflict(e: &ConnectError) -> Delivery {
     Delivery::Park {
         reason: format!(
@@ -223,6 +228,7 @@ async fn card_sale(engine: &Engine, row: &OutboxRow, amount: Money) -> Delivery 
     match engine.inner.finix.card_sale(device, amount, &row.key, &tags).await {
         Ok(t) => transfer_outcome(t, amount, &row.key, device),
         Err(e) if e.code() == Some(IDEMPOTENCY_CONFLICT) => idempotency_conflict(&e),
+        Err(e) if e.code() == Some(DEVICE_BUSY) && row.maybe_applied => retry(&e),
         Err(e) if e.is_transient() || e.maybe_applied() => {
             let maybe = row.maybe_applied || e.maybe_applied();
             if !maybe && row.attempts + 1 >= CARD_NOT_SENT_ATTEMPTS {
@@ -337,6 +343,7 @@ async fn card_lookup(engine: &Engine, row: &OutboxRow, amount: Money, idempotenc
     match finix.card_sale(device, amount, idempotency_id, &tags).await {
         Ok(t) => transfer_outcome(t, amount, idempotency_id, device),
         Err(e) if e.code() == Some(IDEMPOTENCY_CONFLICT) => idempotency_conflict(&e),
+        Err(e) if e.code() == Some(DEVICE_BUSY) => retry(&e),
         Err(e) if e.is_transient() || e.maybe_applied() => retry(&e),
         // Refused with nothing under the key: nothing was charged.
         Err(e) => done(

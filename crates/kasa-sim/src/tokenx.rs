@@ -204,11 +204,17 @@ impl Tokenx {
 
     /// Adds an order as the pump would; returns its id.
     pub fn add_order(&self, new: NewOrder) -> String {
+        let amount = round_div(i128::from(new.litres_milli) * i128::from(new.unit_price), 1000) as i64;
+        self.add_order_charging(new, amount)
+    }
+
+    /// Adds an order that asks `amount` whatever its litres and unit price say, as a faulty pump
+    /// or a corrupted record might; returns its id.
+    pub fn add_order_charging(&self, new: NewOrder, amount: i64) -> String {
         let mut g = self.lock();
         let seq = g.next_order;
         g.next_order += 1;
         let id = format!("TXO-{seq:06}");
-        let amount = round_div(i128::from(new.litres_milli) * i128::from(new.unit_price), 1000) as i64;
         g.orders.insert(
             id.clone(),
             SimOrder {

@@ -169,3 +169,88 @@ fn status_orders_sale_and_queue_against_a_standalone_sandbox() {
     assert!(ok, "{err}");
     assert!(queue.trim().ends_with("the queue is empty"), "{queue}");
 }
+
+/// The commands that only look run beside a register that is in the middle of a card sale:
+/// they read its database, say that it runs, and leave its sale alone; the ones that would
+/// change something refuse and say what to do. The sale completes paid, with one charge.
+#[test]
+fn reading_commands_beside_a_register_mid_card_sale_leave_it_alone() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut c = kasa_sim::SandboxConfig::default();
+    c.tokenx.initial_orders = 0;
+    c.finix.default_card = kasa_sim::CardScript::approve(Duration::from_secs(3));
+    let sandbox = rt.block_on(kasa_sim::Sandbox::start(c)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("kasa.toml");
+    let config = kasa_engine::Config::local(
+        dir.path().join("data"),
+        &sandbox.tokenx_url(),
+        &sandbox.finix_url(),
+        Some(sandbox.printer_addr()),
+    );
+    std::fs::write(&cfg, toml::to_string(&config).unwrap()).unwrap();
+    let run = |args: &[&str]| {
+        let out = kasa().args(args).arg("--config").arg(&cfg).arg("--sandbox-credentials").output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let order = sandbox.tokenx.add_random_order();
+    let other = sandbox.tokenx.add_random_order();
+    let register = kasa()
+        .args(["sale", "--order", &order, "--pay", "card", "--config"])
+        .arg(&cfg)
+        .arg("--sandbox-credentials")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = register.id();
+    let started = Instant::now();
+    while !sandbox.finix.is_waiting("DVdemoKasaTerminal1") {
+        assert!(started.elapsed() < Duration::from_secs(10), "the card never reached the terminal");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let running = format!("register running (process {pid}); its data, read-only");
+
+    let (ok, status, err) = run(&["status"]);
+    assert!(ok, "{err}");
+    assert!(status.starts_with(&running), "{status}");
+    assert!(status.contains("queue 1 pending, 0 parked") && status.contains("Paying"), "{status}");
+    let (ok, orders, err) = run(&["orders"]);
+    assert!(ok, "{err}");
+    assert!(orders.starts_with(&running) && orders.contains(&order), "{orders}");
+    let (ok, queue, err) = run(&["queue", "list"]);
+    assert!(ok, "{err}");
+    assert!(queue.starts_with(&running) && queue.contains("card_sale"), "{queue}");
+    let (ok, journal, err) = run(&["journal", "verify"]);
+    assert!(ok && journal.starts_with("journal intact"), "{journal}{err}");
+
+    // Changing anything is the running register's business.
+    for args in [&["recover"][..], &["sale", "--order", &other, "--pay", "cash"][..]] {
+        let (ok, _, err) = run(args);
+        assert!(!ok, "{args:?} must refuse");
+        assert!(
+            err.contains(&format!("another Kasa register (process {pid}) is running"))
+                && err.contains("close it first"),
+            "{args:?}: {err}"
+        );
+    }
+
+    let out = register.wait_with_output().unwrap();
+    let sold = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{sold}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(sold.contains("Completed") || sold.contains("Paid") || sold.contains("Reported"), "{sold}");
+    assert_eq!(sandbox.finix.succeeded_transfers().len(), 1, "one charge");
+    let finix = sandbox.recorder.of("finix");
+    assert_eq!(finix.iter().filter(|r| r.method == "POST" && r.path == "/transfers").count(), 1);
+    assert!(finix.iter().all(|r| r.method != "PUT"), "nobody cancelled the sale at the terminal");
+    let store = kasa_store::Store::open_read_only(&dir.path().join("data/kasa.db")).unwrap();
+    let recoveries = store.journal_page(0, 10_000).unwrap().into_iter().filter(|e| e.kind == "recovery").count();
+    assert_eq!(recoveries, 0, "no start-up recovery ran beside the register");
+    assert_eq!(sandbox.tokenx.status_of(&other), Some("Open"), "the refused sale touched nothing");
+}

@@ -11,6 +11,7 @@ mod payments;
 mod printing;
 mod race;
 mod sales;
+mod timing;
 
 use std::time::Duration;
 
