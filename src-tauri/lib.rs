@@ -93,6 +93,7 @@ pub fn run() {
                 let _ = window.show();
                 let _ = window.set_focus();
             }
+            let _ = app.emit("kasa://relaunched", ());
         }))
         .setup(|app| {
             let shell = tauri::async_runtime::block_on(start());

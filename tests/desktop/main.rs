@@ -153,7 +153,16 @@ async fn a_second_launch_brings_the_running_register_forward_and_starts_no_engin
     assert!(status.success(), "the second launch exits cleanly: {status:?} {err}");
     assert!(!err.contains("could not start"), "the second launch never tried to start a register: {err}");
 
-    // One window, one engine: the first register still holds the directory and still sells.
+    // The running register heard of it and says so on its screen.
+    let told = s.wait_for("[data-testid=relaunched]", Duration::from_secs(10)).await;
+    assert!(s.text(&told).await.contains("already open"));
+    // One window, one engine: one app process is left, and it still holds the directory.
+    let apps: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.ends_with("kasa-desktop")))
+        .collect();
+    assert_eq!(apps, vec![first], "one register process");
     assert_eq!(s.window_handles().await.len(), 1);
     assert_eq!(owner(data.path()), Owner::Running { pid: Some(first) });
     let card = s.wait_for("[data-testid=order-card][data-status=Open]", Duration::from_secs(10)).await;

@@ -65,6 +65,11 @@ export const api = {
 };
 
 /** Subscribes to the register's events. */
+/** Kasa was launched again while this register runs: the shell brought this window forward. */
+export function onRelaunch(handler: () => void): Promise<UnlistenFn> {
+  return listen("kasa://relaunched", () => handler());
+}
+
 export function onEvent(handler: (e: EngineEvent) => void): Promise<UnlistenFn> {
   return listen<EngineEvent>("kasa://event", (msg) => handler(msg.payload));
 }

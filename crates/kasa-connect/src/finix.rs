@@ -102,6 +102,7 @@ pub struct Device {
     /// Id.
     pub id: String,
     /// Model, e.g. `PAX_A920PRO`.
+    #[serde(default)]
     pub model: String,
     /// Name.
     #[serde(default)]
@@ -118,6 +119,7 @@ pub struct Device {
     #[serde(default)]
     pub connection: Option<String>,
     /// Merchant.
+    #[serde(default)]
     pub merchant: String,
 }
 
@@ -173,9 +175,9 @@ pub struct Transfer {
     /// Last change (likewise optional: Kasa reads only what it needs).
     #[serde(default)]
     pub updated_at: Option<String>,
-    /// Tags.
+    /// Tags (absent or `null` when the transfer has none).
     #[serde(default)]
-    pub tags: BTreeMap<String, String>,
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 /// Where and as whom to connect.

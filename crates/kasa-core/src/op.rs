@@ -82,6 +82,10 @@ pub enum Op {
         amount: Money,
         /// The idempotency id of the original card sale.
         idempotency_id: String,
+        /// When the original card sale was queued: long after it, the same sale is no longer
+        /// sent again (a new prompt would meet another customer), only looked up.
+        #[serde(default, with = "time::serde::rfc3339::option")]
+        original_at: Option<time::OffsetDateTime>,
     },
     /// Take a MobilePay payment: start it (when `start`), wait for the customer, capture it when
     /// reserved. `order_id` is the payment's MobilePay `orderId`, chosen before the first
@@ -118,6 +122,9 @@ pub enum Op {
         amount: Money,
         /// Settle's transaction id.
         tid: String,
+        /// The POS transaction id the request was made for, checked against Settle's outcome.
+        #[serde(default)]
+        pos_tid: Option<String>,
     },
     /// Refund part or all of a card payment (a Finix reversal).
     CardRefund {

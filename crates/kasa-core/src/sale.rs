@@ -67,8 +67,9 @@ pub enum SaleState {
     Completed,
     /// Abandoned (nothing taken, or everything taken given back).
     Cancelled,
-    /// A provider reported a charge that does not match what was asked (another amount or
-    /// currency): held for a manager, who voids the sale to give every charge back.
+    /// Held for a manager: a provider reported a charge that does not match what was asked
+    /// (another amount or currency), which a void gives back; or the outcome of a payment could
+    /// not be found out, which the manager settles in the queue; or a refund of a void failed.
     NeedsAttention,
 }
 
@@ -396,6 +397,13 @@ pub enum SaleEvent {
         /// The charge as the provider reported it.
         payment: Payment,
     },
+    /// The outcome of the payment attempt could not be found out for certain (the provider
+    /// answered something that proves neither a charge nor its absence). The sale is held for a
+    /// manager; the operation stays parked, to be retried or discarded.
+    PaymentUnresolved {
+        /// What is known, for the manager.
+        reason: String,
+    },
     /// The payment attempt was declined or cancelled; no money was taken.
     PaymentDeclined {
         /// Reason code (e.g. `CANCELLATION_VIA_API`).
@@ -460,6 +468,7 @@ impl SaleEvent {
             SaleEvent::SettleRequested { .. } => "settle_requested",
             SaleEvent::PaymentApproved { .. } => "payment_approved",
             SaleEvent::PaymentMismatch { .. } => "payment_mismatch",
+            SaleEvent::PaymentUnresolved { .. } => "payment_unresolved",
             SaleEvent::PaymentDeclined { .. } => "payment_declined",
             SaleEvent::ReportAcknowledged => "report_acknowledged",
             SaleEvent::ReportRefused { .. } => "report_refused",
@@ -747,14 +756,14 @@ impl Sale {
                 Ok(vec![queue(ids, Op::SettleRequest { amount, pos_tid, token: token.clone() })])
             }
             SaleEvent::SettleRequested { tid } => {
-                let (amount, _) = self.settle_attempt("a Settle payment request")?;
+                let (amount, pos_tid) = self.settle_attempt("a Settle payment request")?;
                 if let Some(a) = &mut self.attempt {
                     a.provider_ref = Some(tid.clone());
                 }
-                Ok(vec![queue(ids, Op::SettleAwait { amount, tid: tid.clone() })])
+                Ok(vec![queue(ids, Op::SettleAwait { amount, tid: tid.clone(), pos_tid: Some(pos_tid) })])
             }
             SaleEvent::PaymentApproved { payment } => {
-                if self.state != SaleState::Paying {
+                if !self.awaits_outcome() {
                     return invalid(self.state, "an approved payment");
                 }
                 self.payments.push(payment.clone());
@@ -762,8 +771,14 @@ impl Sale {
                 self.after_payment(ids)
             }
             SaleEvent::PaymentMismatch { payment } => {
-                if self.state != SaleState::Paying {
+                if !self.awaits_outcome() {
                     return invalid(self.state, "a mismatched payment");
+                }
+                if payment.amount.minor <= 0 {
+                    return Err(SaleError::Unknown(format!(
+                        "a charge of {} is no charge to hold",
+                        payment.amount.display_grouped()
+                    )));
                 }
                 let asked = self.attempt.take().map(|a| a.amount);
                 self.unexpected.push(payment.clone());
@@ -784,8 +799,25 @@ impl Sale {
                 });
                 Ok(Vec::new())
             }
+            SaleEvent::PaymentUnresolved { reason } => {
+                if !self.awaits_outcome() {
+                    return invalid(self.state, "an unresolved payment");
+                }
+                let method = self.attempt.as_ref().map(|a| a.method.kind()).unwrap_or(MethodKind::Card);
+                self.state = SaleState::NeedsAttention;
+                self.notice = Some(Notice {
+                    level: NoticeLevel::Error,
+                    code: "UNRESOLVED".into(),
+                    message: format!(
+                        "The outcome of the {} payment is not known: {reason}. Do not take payment again: the sale is \
+                         held until a manager checks the payment service and retries or discards it in the queue.",
+                        method_name(method)
+                    ),
+                });
+                Ok(Vec::new())
+            }
             SaleEvent::PaymentDeclined { code, message } => {
-                if self.state != SaleState::Paying {
+                if !self.awaits_outcome() {
                     return invalid(self.state, "a declined payment");
                 }
                 let method = self.attempt.take().map(|a| a.method.kind()).unwrap_or(MethodKind::Card);
@@ -857,6 +889,10 @@ impl Sale {
                     self.notice = None;
                     Ok(Vec::new())
                 }
+                SaleState::NeedsAttention if self.attempt.is_some() => invalid(
+                    self.state,
+                    "voiding while the outcome of the payment under way is unknown (retry or discard it in the queue first)",
+                ),
                 SaleState::Tendering | SaleState::NeedsAttention => {
                     // Give every paid part (and every unexpected charge) back, then release the
                     // order.
@@ -901,6 +937,10 @@ impl Sale {
             SaleEvent::RefundFailed { refund_id, message } => {
                 let r = self.refund_mut(refund_id)?;
                 r.state = RefundState::Failed;
+                if self.state == SaleState::Voiding {
+                    // The void can't finish: the sale is held until a manager voids it again.
+                    self.state = SaleState::NeedsAttention;
+                }
                 self.notice = Some(Notice {
                     level: NoticeLevel::Error,
                     code: "REFUND_FAILED".into(),
@@ -909,6 +949,12 @@ impl Sale {
                 Ok(Vec::new())
             }
         }
+    }
+
+    /// Whether the sale waits for the outcome of its payment attempt: paying, or held for a
+    /// manager because that outcome could not be found out.
+    fn awaits_outcome(&self) -> bool {
+        self.state == SaleState::Paying || (self.state == SaleState::NeedsAttention && self.attempt.is_some())
     }
 
     fn refund_mut(&mut self, refund_id: &str) -> Result<&mut Refund, SaleError> {
@@ -1074,12 +1120,21 @@ fn queue(ids: &mut dyn IdSource, op: Op) -> Queued {
     Queued { key: ids.next_id(), op }
 }
 
+fn method_name(method: MethodKind) -> &'static str {
+    match method {
+        MethodKind::Card => "card",
+        MethodKind::Cash => "cash",
+        MethodKind::MobilePay => "MobilePay",
+        MethodKind::Settle => "Settle",
+    }
+}
+
 /// What the cashier reads when an attempt ends without money taken.
 fn decline_text(method: MethodKind, code: &str, message: &str) -> String {
     match (method, code) {
         (_, "CANCELLATION_VIA_API" | "CANCELLED") => "Payment cancelled. No money was taken.".to_string(),
         // The payment never reached a cardholder: not a decline.
-        (_, "TERMINAL_UNREACHABLE" | "DEVICE_UNREACHABLE" | "NOT_STARTED" | "SERVICE_UNREACHABLE") => {
+        (_, "TERMINAL_UNREACHABLE" | "DEVICE_UNREACHABLE" | "NOT_STARTED" | "SERVICE_UNREACHABLE" | "DISCARDED") => {
             format!("{message} No money was taken; try again or take another payment method.")
         }
         (MethodKind::Card, _) => {
@@ -1389,7 +1444,10 @@ mod tests {
             Op::SettleRequest { amount: try_(135_000), pos_tid: reference.clone(), token: "token:1".into() }
         );
         let t = s.handle(SaleEvent::SettleRequested { tid: "p2ybyw4tq73n".into() }, NOW, &mut ids).unwrap();
-        assert_eq!(t.ops[0].op, Op::SettleAwait { amount: try_(135_000), tid: "p2ybyw4tq73n".into() });
+        assert_eq!(
+            t.ops[0].op,
+            Op::SettleAwait { amount: try_(135_000), tid: "p2ybyw4tq73n".into(), pos_tid: Some(reference.clone()) }
+        );
         assert_eq!(s.attempt.as_ref().unwrap().provider_ref.as_deref(), Some("p2ybyw4tq73n"));
         let t = s
             .handle(
@@ -1524,5 +1582,41 @@ mod tests {
         assert_eq!(kinds, ["print_slip", "refund"], "the cash back at once, the short card charge reversed");
         let amounts: Vec<(bool, i64)> = s.refunds.iter().map(|r| (r.unexpected, r.amount.minor)).collect();
         assert_eq!(amounts, [(false, 35_000), (true, 90_000)]);
+    }
+
+    #[test]
+    fn an_unresolved_payment_holds_the_sale_until_its_outcome_is_known() {
+        let (mut s, mut ids) = pump_sale();
+        pay(&mut s, &mut ids, PayMethod::Card, None).unwrap();
+        s.handle(SaleEvent::LockGranted { lock_id: "L1".into(), expires_at: NOW }, NOW, &mut ids).unwrap();
+        let reason = "Finix answered 401 to the repeated request".to_string();
+        s.handle(SaleEvent::PaymentUnresolved { reason }, NOW, &mut ids).unwrap();
+        assert_eq!(s.state, SaleState::NeedsAttention);
+        assert!(s.attempt.is_some(), "the attempt is kept: its outcome is still to come");
+        assert_eq!(s.notice.as_ref().unwrap().code, "UNRESOLVED");
+        assert!(s.notice.as_ref().unwrap().message.contains("Do not take payment again"));
+        // Neither another payment nor a void while the money is unknown.
+        assert!(pay(&mut s, &mut ids, PayMethod::Cash { tendered: try_(135_000) }, None).is_err());
+        assert!(matches!(s.handle(SaleEvent::CancelRequested, NOW, &mut ids), Err(SaleError::InvalidState { .. })));
+        // The manager retries it; the definite answer arrives and the sale goes on as usual.
+        let t = s.handle(SaleEvent::PaymentApproved { payment: card(135_000, "TR3") }, NOW, &mut ids).unwrap();
+        assert_eq!(s.state, SaleState::Paid);
+        assert_eq!(kinds(&t).iter().map(|(_, k)| *k).collect::<Vec<_>>(), ["tokenx_payment", "print_slip"]);
+    }
+
+    #[test]
+    fn a_refund_that_fails_during_a_void_holds_the_sale() {
+        let (mut s, mut ids) = pump_sale();
+        pay(&mut s, &mut ids, PayMethod::Card, Some(50_000)).unwrap();
+        s.handle(SaleEvent::LockGranted { lock_id: "L1".into(), expires_at: NOW }, NOW, &mut ids).unwrap();
+        s.handle(SaleEvent::PaymentApproved { payment: card(50_000, "TR5") }, NOW, &mut ids).unwrap();
+        s.handle(SaleEvent::CancelRequested, NOW, &mut ids).unwrap();
+        let id = s.refunds[0].id.clone();
+        s.handle(SaleEvent::RefundFailed { refund_id: id, message: "closed".into() }, NOW, &mut ids).unwrap();
+        assert_eq!(s.state, SaleState::NeedsAttention, "not left voiding for ever");
+        // Voiding again asks for the refund again.
+        let t = s.handle(SaleEvent::CancelRequested, NOW, &mut ids).unwrap();
+        assert_eq!(s.state, SaleState::Voiding);
+        assert_eq!(t.ops.iter().filter(|q| q.op.kind() == crate::OpKind::Refund).count(), 1);
     }
 }

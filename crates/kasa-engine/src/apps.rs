@@ -14,7 +14,9 @@ use kasa_core::{Money, Payment, PaymentKind, SaleEvent};
 use kasa_store::OutboxRow;
 
 use crate::Engine;
-use crate::deliver::{Delivery, approved, declined, not_configured, outcome as done, reported_currency, retry};
+use crate::deliver::{
+    Delivery, approved, declined, not_configured, outcome as done, reported_currency, retry, unresolved,
+};
 use crate::scans::ScanSignal;
 
 /// How long a customer has to scan the QR code.
@@ -23,6 +25,8 @@ const SCAN_TIMEOUT: Duration = Duration::from_secs(180);
 const DECISION_TIMEOUT: Duration = Duration::from_secs(600);
 /// How often an undecided payment is asked about.
 const POLL: Duration = Duration::from_millis(400);
+/// How long an abort Settle does not confirm is waited for before the sale is held.
+const GIVE_UP_WAIT: Duration = Duration::from_secs(60);
 
 /// Waits for the customer to scan the QR code of `pos_tid`.
 pub(crate) async fn settle_scan_wait(engine: &Engine, pos_tid: &str) -> Delivery {
@@ -38,13 +42,24 @@ pub(crate) async fn settle_scan_wait(engine: &Engine, pos_tid: &str) -> Delivery
 }
 
 /// Asks the customer who scanned for the payment.
-pub(crate) async fn settle_request(engine: &Engine, amount: Money, pos_tid: &str, token: &str) -> Delivery {
+pub(crate) async fn settle_request(
+    engine: &Engine,
+    row: &OutboxRow,
+    amount: Money,
+    pos_tid: &str,
+    token: &str,
+) -> Delivery {
     let Some(settle) = &engine.inner.settle else { return not_configured("Settle") };
     match settle.request_payment(token, pos_tid, amount).await {
         Ok(tid) => done(SaleEvent::SettleRequested { tid }),
         Err(e) if e.is_transient() => retry(&e),
+        // An earlier request may have been made: a refusal now proves nothing about it.
+        Err(e) if row.maybe_applied => unresolved(format!(
+            "Settle refused the payment request for pos_tid {pos_tid} ({e}) after an earlier request may have \
+             reached it; check the Settle merchant portal"
+        )),
         // Settle recognises a repeated `pos_tid` before it looks at anything else (inferred, see
-        // kasa-sim's Settle module), so a refusal means no request exists for this QR code.
+        // kasa-sim's Settle module), so a refusal of the first request means none exists.
         Err(e) if e.status().is_some_and(|s| (400..500).contains(&s)) => declined(
             e.code().unwrap_or("REFUSED"),
             &format!("Settle refused the payment request ({e}). Ask the customer to scan again."),
@@ -62,22 +77,46 @@ const CAPTURE_DEADLINE: Duration = Duration::from_secs(30);
 /// `tid` is Settle's own id for a request it accepted, so an outcome of 4004 NOT_FOUND is not
 /// an end: Settle's lookups may not see a request made a moment ago. It is asked again until the
 /// request is seen, and never read as "no payment".
-pub(crate) async fn settle_await(engine: &Engine, amount: Money, tid: &str) -> Delivery {
+pub(crate) async fn settle_await(engine: &Engine, amount: Money, tid: &str, pos_tid: Option<&str>) -> Delivery {
     let Some(settle) = &engine.inner.settle else { return not_configured("Settle") };
     let started = tokio::time::Instant::now();
     let mut capture_pause = POLL;
     let mut capture_started: Option<tokio::time::Instant> = None;
-    let mut aborted = false;
+    let mut aborted: Option<tokio::time::Instant> = None;
     loop {
         let outcome = match settle.outcome(tid).await {
             Ok(o) => o,
             Err(e) => return retry(&e),
         };
         let status = outcome.status();
+        // What Settle says must be about this request: its POS transaction id and the amount asked.
+        if status != Status::NotFound {
+            let foreign_tid = pos_tid.is_some_and(|p| !outcome.pos_tid.is_empty() && outcome.pos_tid != p);
+            if foreign_tid || (outcome.amount != 0 && outcome.amount != amount.minor) {
+                return unresolved(format!(
+                    "Settle's outcome of {tid} is for pos_tid '{}' and {} minor units, not this payment's '{}' and {}",
+                    outcome.pos_tid,
+                    outcome.amount,
+                    pos_tid.unwrap_or("?"),
+                    amount.minor
+                ));
+            }
+        }
         match status {
             Status::Ok => {
-                let currency = outcome.currency.as_deref().map(reported_currency).unwrap_or(amount.currency);
-                let paid = Money::new(outcome.auth_amount, currency);
+                let Some(currency) = outcome.currency.as_deref() else {
+                    return Delivery::Retry {
+                        error: format!("Settle's outcome of {tid} names no currency"),
+                        maybe_applied: true,
+                    };
+                };
+                if outcome.auth_amount <= 0 {
+                    return Delivery::Retry {
+                        error: format!("Settle's outcome of {tid} names no amount yet"),
+                        maybe_applied: true,
+                    };
+                }
+                let paid = Money::new(outcome.auth_amount, reported_currency(currency));
                 return approved(Payment { amount: paid, kind: PaymentKind::Settle { tid: tid.to_string() } }, amount);
             }
             Status::Auth => match settle.capture(tid).await {
@@ -118,10 +157,19 @@ pub(crate) async fn settle_await(engine: &Engine, amount: Money, tid: &str) -> D
                 return declined(&code, message);
             }
             _ => {
-                if started.elapsed() > DECISION_TIMEOUT && !aborted {
-                    // The abort is not trusted blindly: the next round reads where it ended.
-                    aborted = true;
-                    let _ = settle.abort(tid).await;
+                match aborted {
+                    None if started.elapsed() > DECISION_TIMEOUT => {
+                        // The abort is not trusted blindly: the next rounds read where it ended.
+                        aborted = Some(tokio::time::Instant::now());
+                        let _ = settle.abort(tid).await;
+                    }
+                    Some(at) if at.elapsed() > GIVE_UP_WAIT => {
+                        return unresolved(format!(
+                            "the customer did not answer in time and Settle did not confirm the abort of {tid}; check \
+                             the Settle merchant portal"
+                        ));
+                    }
+                    _ => {}
                 }
                 tokio::time::sleep(POLL).await;
             }

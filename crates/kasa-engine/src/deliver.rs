@@ -148,15 +148,19 @@ async fn perform(engine: &Engine, row: &OutboxRow) -> Delivery {
             }
         }
         Op::CardSale { amount } => card_sale(engine, row, *amount).await,
-        Op::CardLookup { amount, idempotency_id } => card_lookup(engine, row, *amount, idempotency_id).await,
+        Op::CardLookup { amount, idempotency_id, original_at } => {
+            card_lookup(engine, row, *amount, idempotency_id, *original_at).await
+        }
         Op::MobilePayPayment { amount, order_id, start } => {
-            crate::mobilepay::payment(engine, *amount, order_id, *start).await
+            crate::mobilepay::payment(engine, row, *amount, order_id, *start).await
         }
         Op::SettleScanWait { pos_tid, .. } => crate::apps::settle_scan_wait(engine, pos_tid).await,
         Op::SettleRequest { amount, pos_tid, token } => {
-            crate::apps::settle_request(engine, *amount, pos_tid, token).await
+            crate::apps::settle_request(engine, row, *amount, pos_tid, token).await
         }
-        Op::SettleAwait { amount, tid } => crate::apps::settle_await(engine, *amount, tid).await,
+        Op::SettleAwait { amount, tid, pos_tid } => {
+            crate::apps::settle_await(engine, *amount, tid, pos_tid.as_deref()).await
+        }
         Op::CardRefund { .. } | Op::MobilePayRefund { .. } | Op::SettleRefund { .. } => {
             crate::apps::refund(engine, row).await
         }
@@ -207,28 +211,24 @@ fn card_tags(engine: &Engine, sale_id: Option<&str>) -> BTreeMap<String, String>
 /// sandbox answers it): the key names a transfer that is not this one.
 const IDEMPOTENCY_CONFLICT: &str = "IDEMPOTENCY_ID_REUSED";
 
-/// Finix's answer while the terminal works on another transaction (inferred). Whether Finix
-/// looks at the idempotency id before it looks at the terminal is not documented, so after an
-/// attempt that may have been applied it proves nothing: the request is tried again.
+/// Finix's answer while the terminal works on a transaction (inferred): passing by nature.
 const DEVICE_BUSY: &str = "DEVICE_BUSY";
 
-fn idempotency_conflict(e: &ConnectError) -> Delivery {
-    Delivery::Park {
-        reason: format!(
-            "Finix holds a different request under this sale's idempotency id ({e}); check the transfer in the \
-             Finix dashboard before taking payment again"
-        ),
-        event: None,
-    }
+/// How long after the original card sale recovery still sends it again. Later, a new prompt on
+/// the terminal could meet the next customer, so the sale is only looked up.
+const RESEND_WINDOW: Duration = Duration::from_secs(600);
+
+/// The payment's outcome could not be found out: the operation is parked for the manager and
+/// the sale held, with what is known.
+pub(crate) fn unresolved(reason: String) -> Delivery {
+    Delivery::Park { reason: reason.clone(), event: Some(SaleEvent::PaymentUnresolved { reason }) }
 }
 
 async fn card_sale(engine: &Engine, row: &OutboxRow, amount: Money) -> Delivery {
     let device = &engine.inner.config.finix.device_id;
     let tags = card_tags(engine, row.sale_id.as_deref());
     match engine.inner.finix.card_sale(device, amount, &row.key, &tags).await {
-        Ok(t) => transfer_outcome(t, amount, &row.key, device),
-        Err(e) if e.code() == Some(IDEMPOTENCY_CONFLICT) => idempotency_conflict(&e),
-        Err(e) if e.code() == Some(DEVICE_BUSY) && row.maybe_applied => retry(&e),
+        Ok(t) => transfer_outcome(t, amount, &row.key, row.sale_id.as_deref(), device),
         Err(e) if e.is_transient() || e.maybe_applied() => {
             let maybe = row.maybe_applied || e.maybe_applied();
             if !maybe && row.attempts + 1 >= CARD_NOT_SENT_ATTEMPTS {
@@ -242,15 +242,47 @@ async fn card_sale(engine: &Engine, row: &OutboxRow, amount: Money) -> Delivery 
                 retry(&e)
             }
         }
-        // A refusal (4xx) of a request with an idempotency id Finix looks up first: no transfer
-        // exists under that id, and this request was not applied. No money was taken.
-        Err(e) => done(
+        // The first request refused (4xx): no earlier attempt exists that it could hide, and it
+        // was not applied itself. No money was taken.
+        Err(e) if !row.maybe_applied && row.attempts == 0 => done(
             Some(SaleEvent::PaymentDeclined {
                 code: e.code().unwrap_or("REFUSED").to_string(),
                 message: format!("The card terminal refused the payment: {e}."),
             }),
             LockChange::None,
         ),
+        // A refusal after an attempt that may have been applied proves nothing about that
+        // attempt: only the transfer itself can tell.
+        Err(e) => settle_by_lookup(engine, amount, &row.key, row.sale_id.as_deref(), &e).await,
+    }
+}
+
+/// After an answer that proves nothing, looks the card sale up by its idempotency id: a final
+/// transfer of this sale ends it; anything else holds the sale for a manager (an empty list is
+/// no proof that nothing was charged).
+async fn settle_by_lookup(
+    engine: &Engine,
+    amount: Money,
+    idempotency_id: &str,
+    sale_id: Option<&str>,
+    why: &ConnectError,
+) -> Delivery {
+    let device = &engine.inner.config.finix.device_id;
+    let is_final = |t: &Transfer| matches!(t.state.as_str(), "SUCCEEDED" | "FAILED" | "CANCELED");
+    match engine.inner.finix.transfers_by_idempotency_id(idempotency_id).await {
+        Ok(list) => match list.iter().position(is_final) {
+            Some(i) => transfer_outcome(list[i].clone(), amount, idempotency_id, sale_id, device),
+            // Still on the terminal, or the terminal busy with it: ask again later.
+            None if !list.is_empty() || why.code() == Some(DEVICE_BUSY) => retry(why),
+            None => unresolved(format!(
+                "Finix answered \"{why}\" and has no final transfer under this sale's idempotency id \
+                 {idempotency_id} yet; check the Finix dashboard, then retry or discard the message"
+            )),
+        },
+        Err(e) if e.is_transient() => retry(&e),
+        Err(e) => unresolved(format!(
+            "Finix answered \"{why}\", and the lookup of idempotency id {idempotency_id} failed: {e}"
+        )),
     }
 }
 
@@ -262,27 +294,38 @@ pub(crate) fn reported_currency(code: &str) -> Currency {
 
 /// A payment the provider approved: the sale's payment when it took exactly what was asked,
 /// otherwise a mismatch the sale holds for a manager (the money facts kept, nothing reported).
+/// An amount of nothing, or a currency that can't be read, is an answer not yet complete.
 pub(crate) fn approved(payment: Payment, asked: Money) -> Delivery {
     if payment.amount == asked {
-        outcome(SaleEvent::PaymentApproved { payment })
-    } else {
-        tracing::error!(asked = %asked.display_grouped(), charged = %payment.amount.display_grouped(), "a provider took another amount than was asked");
-        outcome(SaleEvent::PaymentMismatch { payment })
+        return outcome(SaleEvent::PaymentApproved { payment });
     }
+    if payment.amount.minor <= 0 || payment.amount.currency == Currency::XXX {
+        return unresolved(format!(
+            "the payment service reports the payment taken, but for {} (asked {})",
+            payment.amount.display_grouped(),
+            asked.display_grouped()
+        ));
+    }
+    tracing::error!(asked = %asked.display_grouped(), charged = %payment.amount.display_grouped(), "a provider took another amount than was asked");
+    outcome(SaleEvent::PaymentMismatch { payment })
 }
 
 /// What a Finix transfer's state means for the card sale of `idempotency_id` asking `amount`.
-fn transfer_outcome(t: Transfer, amount: Money, idempotency_id: &str, device: &str) -> Delivery {
-    if let Some(other) = t.idempotency_id.as_deref().filter(|k| *k != idempotency_id) {
+/// A transfer is taken as this sale's only when what it carries agrees: its idempotency id and,
+/// where given, the sale it is tagged with and the device it was taken on.
+fn transfer_outcome(t: Transfer, amount: Money, idempotency_id: &str, sale_id: Option<&str>, device: &str) -> Delivery {
+    let tagged = t.tags.as_ref().and_then(|tags| tags.get("sale_id")).map(String::as_str);
+    let foreign = match (t.idempotency_id.as_deref(), tagged, sale_id) {
+        (Some(k), _, _) if k != idempotency_id => Some(format!("idempotency id {k}, not {idempotency_id}")),
+        (_, Some(tag), Some(ours)) if tag != ours => Some(format!("sale {tag}, not {ours}")),
+        _ => t.device.as_deref().filter(|d| *d != device).map(|d| format!("device {d}, not {device}")),
+    };
+    if let Some(what) = foreign {
         // Never use another request's transfer as this sale's outcome.
-        return Delivery::Park {
-            reason: format!(
-                "Finix answered with transfer {} of another request (idempotency id {other}, not {idempotency_id}); \
-                 check the transfer in the Finix dashboard before taking payment again",
-                t.id
-            ),
-            event: None,
-        };
+        return unresolved(format!(
+            "Finix answered with transfer {} of another request ({what}); check the Finix dashboard",
+            t.id
+        ));
     }
     match t.state.as_str() {
         "SUCCEEDED" => {
@@ -322,47 +365,58 @@ fn transfer_outcome(t: Transfer, amount: Money, idempotency_id: &str, device: &s
 /// from the one call Finix answers definitely: any prompt still on the terminal is cancelled
 /// first, then the same sale is sent again with the same idempotency id, and Finix answers
 /// with the original transfer if one exists (or, if the first request never arrived, takes
-/// this one: the same single payment the cashier asked for). Only a final transfer or a
-/// refusal of that request ends the attempt.
-async fn card_lookup(engine: &Engine, row: &OutboxRow, amount: Money, idempotency_id: &str) -> Delivery {
+/// this one: the same single payment the cashier asked for, with the customer asked to tap).
+/// Only a final transfer ends the attempt; any other answer holds the sale for a manager.
+/// Long after the original, the sale is only looked up: a new prompt then could meet the next
+/// customer.
+async fn card_lookup(
+    engine: &Engine,
+    row: &OutboxRow,
+    amount: Money,
+    idempotency_id: &str,
+    original_at: Option<OffsetDateTime>,
+) -> Delivery {
     let device = &engine.inner.config.finix.device_id;
     let finix = &engine.inner.finix;
+    let sale_id = row.sale_id.as_deref();
     if crate::failpoint::planted("empty_lookup_reopens") {
-        return planted_empty_lookup(engine, amount, idempotency_id).await;
+        return planted_empty_lookup(engine, amount, idempotency_id, sale_id).await;
     }
-    if row.attempts == 0 {
-        match finix.cancel(device).await {
-            Ok(t) => tracing::info!(transfer = %t.id, "cancelled the prompt left on the terminal by the restart"),
-            // Nothing in progress on the terminal: the transfer ended, or never started.
-            Err(e) if e.status() == Some(422) => {}
-            Err(e) if e.is_transient() => return retry(&e),
-            Err(e) => tracing::warn!(error = %e, "the terminal refused the cancel; resolving the sale by its key"),
-        }
+    let since = original_at.unwrap_or(row.created_at);
+    if elapsed_since(since) > RESEND_WINDOW {
+        let why = ConnectError::Config(format!(
+            "the card sale was made {} minutes ago, too long to ask the customer again",
+            elapsed_since(since).as_secs() / 60
+        ));
+        return settle_by_lookup(engine, amount, idempotency_id, sale_id, &why).await;
     }
-    let tags = card_tags(engine, row.sale_id.as_deref());
+    // On every attempt: a prompt this lookup put there itself is cancelled too, which at worst
+    // ends the attempt with nothing taken.
+    match finix.cancel(device).await {
+        Ok(t) => tracing::info!(transfer = %t.id, "cancelled the prompt left on the terminal"),
+        // Nothing in progress on the terminal: the transfer ended, or never started.
+        Err(e) if e.status() == Some(422) => {}
+        Err(e) if e.is_transient() => return retry(&e),
+        Err(e) => tracing::warn!(error = %e, "the terminal refused the cancel; resolving the sale by its key"),
+    }
+    let tags = card_tags(engine, sale_id);
     match finix.card_sale(device, amount, idempotency_id, &tags).await {
-        Ok(t) => transfer_outcome(t, amount, idempotency_id, device),
-        Err(e) if e.code() == Some(IDEMPOTENCY_CONFLICT) => idempotency_conflict(&e),
-        Err(e) if e.code() == Some(DEVICE_BUSY) => retry(&e),
+        Ok(t) => transfer_outcome(t, amount, idempotency_id, sale_id, device),
+        Err(e) if e.code() == Some(IDEMPOTENCY_CONFLICT) => unresolved(format!(
+            "Finix holds a different request under this sale's idempotency id ({e}); check the Finix dashboard"
+        )),
         Err(e) if e.is_transient() || e.maybe_applied() => retry(&e),
-        // Refused with nothing under the key: nothing was charged.
-        Err(e) => done(
-            Some(SaleEvent::PaymentDeclined {
-                code: e.code().unwrap_or("REFUSED").to_string(),
-                message: format!("The card terminal refused the payment after the restart: {e}."),
-            }),
-            LockChange::None,
-        ),
+        Err(e) => settle_by_lookup(engine, amount, idempotency_id, sale_id, &e).await,
     }
 }
 
 /// The recovery bug the kill harness and the simulation must catch: believing an empty lookup.
 /// Only in test builds (feature `failpoints`), switched on by `KASA_PLANTED_BUG`.
-async fn planted_empty_lookup(engine: &Engine, amount: Money, idempotency_id: &str) -> Delivery {
+async fn planted_empty_lookup(engine: &Engine, amount: Money, idempotency_id: &str, sale_id: Option<&str>) -> Delivery {
     let device = &engine.inner.config.finix.device_id;
     match engine.inner.finix.transfers_by_idempotency_id(idempotency_id).await {
         Ok(list) => match list.into_iter().next() {
-            Some(t) => transfer_outcome(t, amount, idempotency_id, device),
+            Some(t) => transfer_outcome(t, amount, idempotency_id, sale_id, device),
             None => declined("NOT_STARTED", "The register restarted before the card payment reached the card service."),
         },
         Err(e) => retry(&e),

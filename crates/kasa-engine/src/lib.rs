@@ -29,7 +29,6 @@ mod recovery;
 mod scans;
 mod sync;
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -986,12 +985,6 @@ impl Engine {
         if changed {
             self.emit_status();
         }
-    }
-
-    /// Opens the store read-only for offline tools (journal verify, export) without starting
-    /// the register.
-    pub fn open_store(path: &Path) -> Result<Store, ApiError> {
-        Store::open(path).map_err(|e| ApiError::new(ErrorCode::Setup, e.to_string()))
     }
 
     /// Fetches an order from the cloud directly (for the CLI's `orders` listing).

@@ -10,6 +10,7 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use kasa_core::journal::JournalRecord;
+use kasa_core::{OpKind, SaleEvent, SaleState};
 use kasa_store::{OutboxRow, OutboxState, StoreError};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -239,6 +240,23 @@ impl Engine {
                     data: serde_json::json!({ "message": id, "op": row.op, "reason": reason, "last_error": row.last_error }),
                 };
                 tx.append_journal(&rec, at)?;
+                // A payment whose outcome could not be found out holds its sale; discarding it is
+                // the manager's word that no money was taken, and the sale goes on without it.
+                let payment = matches!(
+                    row.op.kind(),
+                    OpKind::CardSale | OpKind::CardLookup | OpKind::MobilePayPayment | OpKind::SettlePayment
+                );
+                if let (true, Some(sale_id)) = (payment, row.sale_id.as_deref())
+                    && let Ok(sale) = tx.sale(sale_id)
+                    && sale.state == SaleState::NeedsAttention
+                    && sale.attempt.is_some()
+                {
+                    let event = SaleEvent::PaymentDeclined {
+                        code: "DISCARDED".into(),
+                        message: format!("A manager discarded the unresolved payment ({reason}); nothing is counted for it."),
+                    };
+                    crate::dispatch::apply_outcome(tx, sale_id, event, at)?;
+                }
                 Ok(())
             })
         })

@@ -8,9 +8,10 @@
 use std::time::Duration;
 
 use kasa_connect::mobilepay::{MobilePayClient, PaymentStatus};
-use kasa_core::{Money, Payment, PaymentKind};
+use kasa_core::{Money, PayMethod, Payment, PaymentKind, SaleState};
+use kasa_store::OutboxRow;
 
-use crate::deliver::{Delivery, approved, declined, not_configured, retry};
+use crate::deliver::{Delivery, approved, declined, not_configured, retry, unresolved};
 use crate::{ApiError, Engine, ErrorCode, connect_error};
 
 /// How long a customer has to approve.
@@ -30,19 +31,30 @@ fn ended(status: &PaymentStatus) -> &'static str {
     }
 }
 
+/// How long a cancel that MobilePay does not confirm is waited for before the sale is held for
+/// a manager.
+const GIVE_UP_WAIT: Duration = Duration::from_secs(60);
+
 /// Takes (or, after a restart, follows up) the payment of `order_id`.
 ///
-/// The payment is always found through a start with Kasa's own `orderId`, never through a
-/// lookup: MobilePay answers a repeated `orderId` with the payment it already made (inferred,
-/// see kasa-sim's MobilePay module), while its lookups may not show a payment made a moment
-/// ago. So a payment is started at most once, and "not found" never ends an attempt: only a
-/// final status of the payment does. `start` is kept in the stored operation for the journal
-/// (false after a restart); both ways are the same call.
-pub(crate) async fn payment(engine: &Engine, amount: Money, order_id: &str, _start: bool) -> Delivery {
+/// A payment MobilePay lists under Kasa's own `orderId` is this sale's: that positive answer is
+/// used first. When the lookup shows nothing (it may lag behind a start made a moment ago),
+/// the payment is started with the same `orderId`, which MobilePay answers with the payment it
+/// already made (inferred, see kasa-sim's MobilePay module). So a payment is started at most
+/// once, and "not found" never ends an attempt: only a final status of the payment does. When
+/// the attempt may already have started a payment (after a restart, `start` is false, or after
+/// an attempt that may have reached MobilePay) a refused start proves nothing, and the sale is
+/// held for a manager instead of reopened.
+pub(crate) async fn payment(engine: &Engine, row: &OutboxRow, amount: Money, order_id: &str, start: bool) -> Delivery {
     let Some(mp) = &engine.inner.mobilepay else { return not_configured("MobilePay") };
-    let payment_id = match start_payment(mp, order_id, amount).await {
-        Ok(id) => id,
-        Err(d) => return d,
+    let in_doubt = !start || row.maybe_applied;
+    let payment_id = match mp.retrieve_by_terminal(order_id, None).await {
+        Ok(Some(id)) => id,
+        Ok(None) => match start_payment(engine, mp, order_id, amount, in_doubt).await {
+            Ok(id) => id,
+            Err(d) => return d,
+        },
+        Err(e) => return retry(&e),
     };
     engine
         .inner
@@ -58,44 +70,55 @@ pub(crate) async fn payment(engine: &Engine, amount: Money, order_id: &str, _sta
 /// MobilePay's answer to an `orderId` used before with another PoS or amount (the sandbox's).
 const ORDER_ID_REUSED: &str = "ORDER_ID_REUSED";
 
-async fn start_payment(mp: &MobilePayClient, order_id: &str, amount: Money) -> Result<String, Delivery> {
+/// The `orderId`s of the MobilePay payments this register's sales are waiting on.
+async fn live_order_ids(engine: &Engine) -> Vec<String> {
+    let waiting = engine.db(|s| Ok(s.sales_in(&[SaleState::Paying, SaleState::NeedsAttention])?)).await;
+    waiting
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|s| s.attempt.filter(|a| a.method == PayMethod::MobilePay).and_then(|a| a.reference))
+        .collect()
+}
+
+async fn start_payment(
+    engine: &Engine,
+    mp: &MobilePayClient,
+    order_id: &str,
+    amount: Money,
+    in_doubt: bool,
+) -> Result<String, Delivery> {
     match mp.start(order_id, amount).await {
         Ok(p) if p.order_id == order_id => Ok(p.payment_id),
-        Ok(p) => Err(Delivery::Park {
-            reason: format!(
-                "MobilePay answered a start of orderId {order_id} with payment {} of orderId {}; check it in the \
-                 MobilePay portal before taking payment again",
-                p.payment_id, p.order_id
-            ),
-            event: None,
-        }),
-        Err(e) if e.code() == Some(ORDER_ID_REUSED) => {
-            // The orderId names a payment already: find that one, however long the lookup lags.
-            match mp.retrieve_by_terminal(order_id, None).await {
-                Ok(Some(id)) => Ok(id),
-                Ok(None) => Err(Delivery::Retry {
-                    error: format!("payment of orderId {order_id} not visible yet"),
-                    maybe_applied: true,
-                }),
-                Err(e2) => Err(retry(&e2)),
-            }
-        }
+        Ok(p) => Err(unresolved(format!(
+            "MobilePay answered a start of orderId {order_id} with payment {} of orderId {}; check it in the \
+             MobilePay portal",
+            p.payment_id, p.order_id
+        ))),
+        Err(e) if e.code() == Some(ORDER_ID_REUSED) => Err(unresolved(format!(
+            "MobilePay says orderId {order_id} was used for another payment ({e}); check it in the MobilePay portal"
+        ))),
         Err(e) if e.status() == Some(409) => {
-            // Another payment is active on this PoS. Kasa's own payments go one at a time, so it
-            // is a stale one: cancel it, then start again.
+            // Another payment is active on this PoS. One that no sale of this register waits on is
+            // stale (left by an attempt that ended): cancel it, then start again. Never one that
+            // a sale still waits on.
+            let live = live_order_ids(engine).await;
             match mp.active_payments().await {
                 Ok(active) => {
-                    for p in active.iter().filter(|p| p.order_id != order_id) {
+                    for p in active.iter().filter(|p| p.order_id != order_id && !live.contains(&p.order_id)) {
                         tracing::warn!(payment = %p.payment_id, "cancelling a stale active MobilePay payment");
                         let _ = mp.cancel(&p.payment_id).await;
                     }
-                    Err(Delivery::Retry { error: e.to_string(), maybe_applied: false })
+                    Err(Delivery::Retry { error: e.to_string(), maybe_applied: in_doubt })
                 }
                 Err(e2) => Err(retry(&e2)),
             }
         }
         Err(e) if e.is_transient() || e.maybe_applied() => Err(retry(&e)),
-        // A refusal of a start MobilePay checks the orderId of first: nothing exists under it.
+        Err(e) if in_doubt => Err(unresolved(format!(
+            "MobilePay refused a start of orderId {order_id} ({e}), and an earlier start may have been made; check \
+             the MobilePay portal"
+        ))),
+        // The first start refused, with nothing before it: no payment exists.
         Err(e) => Err(declined(e.code().unwrap_or("REFUSED"), &format!("MobilePay refused the payment ({e})."))),
     }
 }
@@ -105,7 +128,7 @@ async fn start_payment(mp: &MobilePayClient, order_id: &str, amount: Money) -> R
 async fn follow(mp: &MobilePayClient, payment_id: &str, amount: Money) -> Delivery {
     let started = tokio::time::Instant::now();
     let mut first = true;
-    let mut gave_up = false;
+    let mut gave_up: Option<tokio::time::Instant> = None;
     loop {
         if !first {
             tokio::time::sleep(POLL).await;
@@ -121,6 +144,16 @@ async fn follow(mp: &MobilePayClient, payment_id: &str, amount: Money) -> Delive
                     Ok(d) => d,
                     Err(e) => return retry(&e),
                 };
+                if details.captured_amount.minor <= 0 {
+                    // Captured, but the amount is not known yet: ask again.
+                    if started.elapsed() > GIVE_UP_WAIT {
+                        return Delivery::Retry {
+                            error: format!("MobilePay reports payment {payment_id} captured without an amount yet"),
+                            maybe_applied: true,
+                        };
+                    }
+                    continue;
+                }
                 let payment = Payment {
                     amount: details.captured_amount,
                     kind: PaymentKind::MobilePay { payment_id: payment_id.to_string() },
@@ -131,30 +164,39 @@ async fn follow(mp: &MobilePayClient, payment_id: &str, amount: Money) -> Delive
                 Ok(_) => continue,
                 Err(e) if e.is_transient() || e.maybe_applied() => return retry(&e),
                 Err(e) => {
-                    // Refused: if the payment moved on meanwhile (the customer cancelled), read it
-                    // again; if it is still reserved, the capture can't succeed: release it.
-                    match mp.status(payment_id).await {
-                        Ok(PaymentStatus::Reserved) => {
-                            let _ = mp.cancel(payment_id).await;
+                    // Refused. An earlier capture may have gone through (its answer lost) while the
+                    // status lags: only a confirmed cancel of a reservation ends the attempt.
+                    tracing::warn!(payment = %payment_id, error = %e, "MobilePay refused the capture");
+                    match mp.cancel(payment_id).await {
+                        Ok(d) if d.status.is_final() && d.status != PaymentStatus::Captured => {
                             let code = e.code().unwrap_or("CAPTURE_REFUSED").to_string();
                             return declined(
                                 &code,
                                 &format!("MobilePay refused the capture ({e}); the reservation was released."),
                             );
                         }
+                        // Captured after all, or still moving: the next round reads it.
                         Ok(_) => continue,
-                        Err(e2) => return retry(&e2),
+                        Err(e2) if e2.is_transient() => return retry(&e2),
+                        Err(_) => continue,
                     }
                 }
             },
             s if s.is_final() => return declined(s.as_str(), ended(&s)),
-            _ => {
-                if started.elapsed() > DECISION_TIMEOUT && !gave_up {
-                    // The cancel is not trusted blindly: the next round reads where it ended.
-                    gave_up = true;
+            _ => match gave_up {
+                None if started.elapsed() > DECISION_TIMEOUT => {
+                    // The cancel is not trusted blindly: the next rounds read where it ended.
+                    gave_up = Some(tokio::time::Instant::now());
                     let _ = mp.cancel(payment_id).await;
                 }
-            }
+                Some(at) if at.elapsed() > GIVE_UP_WAIT => {
+                    return unresolved(format!(
+                        "the customer did not approve in time and MobilePay did not confirm the cancel of payment \
+                         {payment_id}; check it in the MobilePay portal"
+                    ));
+                }
+                _ => {}
+            },
         }
     }
 }

@@ -6,15 +6,18 @@
 //! process that finds the directory locked never runs start-up recovery or a dispatcher on it:
 //! it reads the database read-only, or refuses and says what to do.
 //!
-//! The lock file also carries the owner's process id, for the messages.
+//! The owner's process id is written beside it (`kasa.pid`), for the messages: on Windows a
+//! locked file can't be read through another handle.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The lock file's name inside the data directory.
 pub const LOCK_FILE: &str = "kasa.lock";
+/// The file beside it that names the owner's process id.
+pub const PID_FILE: &str = "kasa.pid";
 
 /// The held lock of a data directory; released when dropped (or when the process ends).
 #[derive(Debug)]
@@ -64,41 +67,38 @@ fn lock_path(data_dir: &Path) -> PathBuf {
     data_dir.join(LOCK_FILE)
 }
 
-fn read_pid(file: &mut File) -> Option<u32> {
+fn read_pid(data_dir: &Path) -> Option<u32> {
     let mut text = String::new();
-    file.seek(SeekFrom::Start(0)).ok()?;
-    file.read_to_string(&mut text).ok()?;
+    File::open(data_dir.join(PID_FILE)).ok()?.read_to_string(&mut text).ok()?;
     text.trim().parse().ok()
 }
 
 impl DirLock {
     /// Takes the lock of `data_dir` (creating the directory, owner-only, if needed). A probe by
-    /// another process holds the file only for an instant, so a refusal is retried briefly
-    /// before it is believed.
+    /// another process holds the file only for an instant (even on a loaded machine, far less
+    /// than a second), so a refusal is retried for a second before it is believed.
     pub fn acquire(data_dir: &Path) -> Result<DirLock, LockError> {
         let io = |source| LockError::Io { dir: data_dir.to_path_buf(), source };
         create_private_dir(data_dir).map_err(io)?;
         let path = lock_path(data_dir);
-        let mut file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
         let mut tries = 0;
         loop {
             match file.try_lock() {
                 Ok(()) => break,
-                Err(TryLockError::WouldBlock) if tries < 10 => {
+                Err(TryLockError::WouldBlock) if tries < 50 => {
                     tries += 1;
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(TryLockError::WouldBlock) => {
-                    return Err(LockError::Taken { dir: data_dir.to_path_buf(), pid: read_pid(&mut file) });
+                    return Err(LockError::Taken { dir: data_dir.to_path_buf(), pid: read_pid(data_dir) });
                 }
                 Err(TryLockError::Error(e)) => return Err(io(e)),
             }
         }
-        file.set_len(0).map_err(io)?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        write!(file, "{}", std::process::id()).map_err(io)?;
-        file.flush().map_err(io)?;
+        let mut pid = File::create(data_dir.join(PID_FILE)).map_err(io)?;
+        write!(pid, "{}", std::process::id()).map_err(io)?;
+        pid.flush().map_err(io)?;
         Ok(DirLock { _file: file, path })
     }
 
@@ -111,15 +111,19 @@ impl DirLock {
 /// Who writes `data_dir` now. Looks without taking the lock for longer than an instant and
 /// without creating anything.
 pub fn owner(data_dir: &Path) -> Owner {
-    let Ok(mut file) = OpenOptions::new().read(true).open(lock_path(data_dir)) else { return Owner::Free };
+    let file = match OpenOptions::new().read(true).open(lock_path(data_dir)) {
+        Ok(f) => f,
+        // No lock file: no register has ever run here.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Owner::Free,
+        // A lock that cannot even be looked at is treated as held: never guess "free".
+        Err(_) => return Owner::Running { pid: read_pid(data_dir) },
+    };
     match file.try_lock_shared() {
         Ok(()) => {
             let _ = file.unlock();
             Owner::Free
         }
-        Err(TryLockError::WouldBlock) => Owner::Running { pid: read_pid(&mut file) },
-        // A lock that cannot even be asked about is treated as held: never guess "free".
-        Err(TryLockError::Error(_)) => Owner::Running { pid: read_pid(&mut file) },
+        Err(TryLockError::WouldBlock) | Err(TryLockError::Error(_)) => Owner::Running { pid: read_pid(data_dir) },
     }
 }
 

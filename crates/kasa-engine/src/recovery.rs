@@ -55,7 +55,8 @@ pub(crate) fn recover(tx: &Tx<'_>, at: OffsetDateTime) -> Result<Vec<String>, St
             let Op::MobilePayPayment { amount, order_id, start: true } = row.op else { continue };
             tx.outbox_abandon(row.id, "replaced at start-up by resuming the same MobilePay payment", at)?;
             let resume = Queued { key: UuidIds.next_id(), op: Op::MobilePayPayment { amount, order_id, start: false } };
-            tx.enqueue(Some(&sale.id.0), &resume, at)?;
+            let id = tx.enqueue(Some(&sale.id.0), &resume, at)?;
+            tx.outbox_in_doubt(id)?;
             done.push(format!(
                 "Sale {}: the register restarted during a MobilePay payment of {}; it is being followed up, not started again.",
                 short(&sale.id.0),
@@ -80,11 +81,11 @@ pub(crate) fn recover(tx: &Tx<'_>, at: OffsetDateTime) -> Result<Vec<String>, St
         for row in tx.outbox_pending_of(&sale.id.0, "card_sale")? {
             let Op::CardSale { amount } = row.op else { continue };
             tx.outbox_abandon(row.id, "replaced at start-up by a lookup of its outcome", at)?;
-            let lookup =
-                Queued { key: UuidIds.next_id(), op: Op::CardLookup { amount, idempotency_id: row.key.clone() } };
-            tx.enqueue(Some(&sale.id.0), &lookup, at)?;
+            let op = Op::CardLookup { amount, idempotency_id: row.key.clone(), original_at: Some(row.created_at) };
+            let id = tx.enqueue(Some(&sale.id.0), &Queued { key: UuidIds.next_id(), op }, at)?;
+            tx.outbox_in_doubt(id)?;
             done.push(format!(
-                "Sale {}: the register restarted during a card payment of {}; its outcome is being checked with the card service (a prompt left on the terminal is cancelled). Do not charge the customer again.",
+                "Sale {}: the register restarted during a card payment of {}; its outcome is being checked with the card service: a prompt left on the terminal is cancelled and the same payment asked again, so the customer may be asked to tap. Do not charge the customer again.",
                 short(&sale.id.0),
                 amount.display_grouped()
             ));

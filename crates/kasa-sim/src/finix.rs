@@ -70,6 +70,9 @@ pub struct FinixConfig {
     pub hidden_until_final: bool,
     /// Leave out `updated_at` from transfers (a field Kasa must not need).
     pub omit_updated_at: bool,
+    /// Answer transfers as if they had been made under another `idempotency_id` (a provider
+    /// that mixes up requests).
+    pub answer_other_idempotency_id: bool,
 }
 
 impl Default for FinixConfig {
@@ -86,6 +89,7 @@ impl Default for FinixConfig {
             lookup_lag: Duration::ZERO,
             hidden_until_final: false,
             omit_updated_at: false,
+            answer_other_idempotency_id: false,
         }
     }
 }
@@ -115,6 +119,9 @@ pub enum CardScript {
     },
     /// Nothing happens until the sale is cancelled (or five minutes pass).
     WaitForCancel,
+    /// The cardholder stands at the terminal until a test says what the card does
+    /// ([`Finix::present_card`]), the sale is cancelled, or five minutes pass.
+    WaitForCardholder,
     /// The terminal approves after the delay but reports another amount or currency than was
     /// asked (a partial approval, or a misconfigured terminal).
     ApproveOther {
@@ -153,6 +160,7 @@ impl CardScript {
                 CardScript::ApproveOther { after: took, amount, currency }
             }
             CardScript::WaitForCancel => CardScript::WaitForCancel,
+            CardScript::WaitForCardholder => CardScript::WaitForCardholder,
         }
     }
 
@@ -161,7 +169,7 @@ impl CardScript {
             CardScript::Approve { after, .. }
             | CardScript::Decline { after, .. }
             | CardScript::ApproveOther { after, .. } => Some(*after),
-            CardScript::WaitForCancel => None,
+            CardScript::WaitForCancel | CardScript::WaitForCardholder => None,
         }
     }
 }
@@ -175,6 +183,8 @@ struct Device {
 struct Pending {
     transfer_id: String,
     cancel: Option<oneshot::Sender<()>>,
+    /// For a cardholder who waits to be told what to do ([`CardScript::WaitForCardholder`]).
+    decide: Option<oneshot::Sender<CardScript>>,
 }
 
 struct Inner {
@@ -202,6 +212,9 @@ impl Inner {
     /// A transfer as the API answers it.
     fn answer(&self, id: &str) -> Option<Value> {
         let mut t = self.transfers.get(id)?.clone();
+        if self.config.answer_other_idempotency_id && t["idempotency_id"].is_string() {
+            t["idempotency_id"] = json!("someone-else");
+        }
         if self.config.omit_updated_at
             && let Some(o) = t.as_object_mut()
         {
@@ -305,6 +318,13 @@ impl Finix {
     /// Reversals (refunds) made.
     pub fn reversals(&self) -> Vec<Value> {
         self.transfers().into_iter().filter(|t| t["type"] == "REVERSAL").collect()
+    }
+
+    /// What the card of the cardholder waiting at `device_id` does now (the card is read at
+    /// once, whatever delay `script` names). Returns whether someone was waiting.
+    pub fn present_card(&self, device_id: &str, script: CardScript) -> bool {
+        let decide = self.lock().pending.get_mut(device_id).and_then(|p| p.decide.take());
+        decide.is_some_and(|d| d.send(script).is_ok())
     }
 
     /// Whether a sale is waiting at a device's terminal.
@@ -638,6 +658,7 @@ async fn create_transfer(State(f): State<Finix>, headers: HeaderMap, body: Bytes
         "_links": { "self": { "href": format!("{BASE}/transfers/{id}") }, "device": { "href": format!("{BASE}/devices/{device_id}") } }
     });
     let (cancel_tx, cancel_rx) = oneshot::channel();
+    let (decide_tx, decide_rx) = oneshot::channel();
     let (done_tx, done_rx) = watch::channel(false);
     {
         let mut g = f.lock();
@@ -646,7 +667,10 @@ async fn create_transfer(State(f): State<Finix>, headers: HeaderMap, body: Bytes
         if let Some(key) = &idempotency_id {
             g.idempotency.insert(key.clone(), (b.clone(), id.clone()));
         }
-        g.pending.insert(device_id.clone(), Pending { transfer_id: id.clone(), cancel: Some(cancel_tx) });
+        g.pending.insert(
+            device_id.clone(),
+            Pending { transfer_id: id.clone(), cancel: Some(cancel_tx), decide: Some(decide_tx) },
+        );
         if !g.config.lookup_lag.is_zero() {
             let from = std::time::Instant::now() + g.config.lookup_lag;
             g.visible_from.insert(id.clone(), from);
@@ -656,7 +680,7 @@ async fn create_transfer(State(f): State<Finix>, headers: HeaderMap, body: Bytes
         }
     }
     // The terminal works on its own: the outcome is reached even if the caller goes away.
-    tokio::spawn(run_terminal(f.clone(), id.clone(), device_id, script, cancel_rx, done_tx));
+    tokio::spawn(run_terminal(f.clone(), id.clone(), device_id, script, (cancel_rx, decide_rx), done_tx));
     wait_final(&f, &id).await
 }
 
@@ -677,7 +701,7 @@ async fn run_terminal(
     transfer_id: String,
     device_id: String,
     script: CardScript,
-    cancel: oneshot::Receiver<()>,
+    (cancel, decide): (oneshot::Receiver<()>, oneshot::Receiver<CardScript>),
     done: watch::Sender<bool>,
 ) {
     let outcome = match &script {
@@ -694,6 +718,18 @@ async fn run_terminal(
         | CardScript::ApproveOther { after, .. } => {
             tokio::select! {
                 _ = tokio::time::sleep(*after) => Some(script.clone()),
+                _ = cancel => None,
+            }
+        }
+        CardScript::WaitForCardholder => {
+            let timeout = CardScript::Decline {
+                after: Duration::ZERO,
+                code: "TRANSACTION_TIMEOUT".into(),
+                message: "The cardholder did not present a card in time.".into(),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(300)) => Some(timeout),
+                decided = decide => decided.ok(),
                 _ = cancel => None,
             }
         }
@@ -743,7 +779,7 @@ async fn run_terminal(
                 t["failure_message"] = json!(message);
                 t["card_present_details"] = unknown_card();
             }
-            Some(CardScript::WaitForCancel) | None => {
+            Some(CardScript::WaitForCancel | CardScript::WaitForCardholder) | None => {
                 t["state"] = json!("FAILED");
                 t["failure_code"] = json!("CANCELLATION_VIA_API");
                 t["failure_message"] = json!(

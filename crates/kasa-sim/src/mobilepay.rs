@@ -87,6 +87,8 @@ pub struct MobilePayConfig {
     /// How long after creation a payment stays invisible to the lookups (`payments`,
     /// `payment/id/retrieve/*`), as a lagging read replica would keep it.
     pub lookup_lag: Duration,
+    /// Capture this many minor units less than asked (a provider that takes another amount).
+    pub capture_short_by: i64,
 }
 
 /// A merchant.
@@ -157,6 +159,7 @@ impl Default for MobilePayConfig {
             seed: 13,
             decide: None,
             lookup_lag: Duration::ZERO,
+            capture_short_by: 0,
         }
     }
 }
@@ -344,6 +347,7 @@ struct Inner {
     customer: CustomerScript,
     decide: Option<(Duration, Duration)>,
     lookup_lag: Duration,
+    capture_short_by: i64,
     scripts: VecDeque<CustomerScript>,
     merchants: BTreeMap<String, Merchant>,
     stores: BTreeMap<String, Store>,
@@ -564,6 +568,7 @@ impl MobilePay {
                 customer: config.customer,
                 decide: config.decide,
                 lookup_lag: config.lookup_lag,
+                capture_short_by: config.capture_short_by,
                 scripts: VecDeque::new(),
                 merchants,
                 stores,
@@ -1169,14 +1174,15 @@ fn capture(mp: &MobilePay, p: &Params) -> ApiResult {
                     format!("capture of {} exceeds the reserved {}", amount_json(amount), amount_json(reserved)),
                 ));
             }
+            let short = g.capture_short_by;
             if let Some(pay) = g.payments.get_mut(&id) {
-                pay.captured = amount;
+                pay.captured = amount - short;
             }
             g.set_status(&id, Status::Captured);
             payment_answer(&g, &id)
         }
         // Inferred: the same capture again (a retry after a lost answer) answers the payment.
-        Status::Captured if captured == amount => payment_answer(&g, &id),
+        Status::Captured if captured == amount - g.capture_short_by => payment_answer(&g, &id),
         Status::Captured => Err(conflict("PAYMENT_ALREADY_CAPTURED", format!("payment {id} is already captured"))),
         other => Err(conflict(
             "PAYMENT_NOT_RESERVED",

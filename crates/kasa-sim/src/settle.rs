@@ -68,6 +68,10 @@ pub struct SettleConfig {
     /// How long after creation an outcome lookup still answers 4004 NOT_FOUND, as a lagging
     /// read replica would.
     pub lookup_lag: Duration,
+    /// Authorise this many minor units less than asked (a provider that takes another amount).
+    pub authorise_short_by: i64,
+    /// Name this `pos_tid` in every outcome (a provider that mixes up requests).
+    pub outcome_pos_tid: Option<String>,
 }
 
 impl Default for SettleConfig {
@@ -81,6 +85,8 @@ impl Default for SettleConfig {
             seed: 13,
             decide: None,
             lookup_lag: Duration::ZERO,
+            authorise_short_by: 0,
+            outcome_pos_tid: None,
         }
     }
 }
@@ -232,12 +238,13 @@ impl Settle {
 
     fn decide(&self, tid: &str, code: u16) {
         let mut g = self.lock();
+        let short = g.config.authorise_short_by;
         if let Some(r) = g.requests.get_mut(tid) {
             let allowed = matches!((r.status_code, code), (1003, 3008 | 5006 | 5011) | (3008, 5012));
             if allowed {
                 r.status_code = code;
                 if code == 3008 {
-                    r.auth_amount = r.amount;
+                    r.auth_amount = r.amount - short;
                 }
                 r.modified = now();
             }
@@ -474,7 +481,16 @@ async fn update_request(
 
 async fn outcome(State(s): State<Settle>, headers: HeaderMap, Path(tid): Path<String>) -> SettleResult {
     authorize(&s, &headers)?;
-    let seen = s.lock().requests.get(&tid).filter(|r| std::time::Instant::now() >= r.visible_from).map(outcome_doc);
+    let seen = {
+        let g = s.lock();
+        g.requests.get(&tid).filter(|r| std::time::Instant::now() >= r.visible_from).map(|r| {
+            let mut doc = outcome_doc(r);
+            if let Some(other) = &g.config.outcome_pos_tid {
+                doc["pos_tid"] = json!(other);
+            }
+            doc
+        })
+    };
     match seen {
         Some(v) => Ok(axum::Json(v).into_response()),
         None => {

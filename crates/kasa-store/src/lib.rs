@@ -28,6 +28,7 @@ pub use outbox::{OutboxRow, OutboxState, QueueCounts};
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("../migrations/0001_init.sql")),
     ("0002_settings_and_queue_order", include_str!("../migrations/0002_settings_and_queue_order.sql")),
+    ("0003_device_lanes", include_str!("../migrations/0003_device_lanes.sql")),
 ];
 
 /// What went wrong in the store.

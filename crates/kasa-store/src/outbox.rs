@@ -9,10 +9,12 @@
 //!   of another sale holds it back, so a release left by an abandoned attempt goes before a
 //!   later attempt's lock; a parked one does not;
 //! - in a device lane ([`kasa_core::op::DEVICE_LANE`]: the terminal, the MobilePay PoS, the
-//!   printer) another sale's older message holds it back only while that one is due or being
-//!   delivered: not while it backs off after a failure, is parked, or waits behind its own
-//!   sale's. One card lookup that cannot be resolved, or one slip that cannot print, does not
-//!   stop every later card payment or slip.
+//!   printer) another sale's older message holds it back while that one is due, being
+//!   delivered, or may already be at the device (an attempt that may have been applied, whose
+//!   outcome is not known yet); not while it backs off after a failure that certainly did not
+//!   reach the device, is parked, or waits behind its own sale's. One slip that cannot print,
+//!   or one card lookup parked for the manager, does not stop every later slip or card payment,
+//!   and no second payment goes to a terminal that may still be busy with the first.
 
 use kasa_core::op::{Op, Queued};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -162,6 +164,13 @@ impl Tx<'_> {
         Ok(self.conn().last_insert_rowid())
     }
 
+    /// Records that what this message stands for may already have happened at the remote side
+    /// (it replaces an attempt a crash left unrecorded), so its lane treats it as in doubt.
+    pub fn outbox_in_doubt(&self, id: i64) -> Result<(), StoreError> {
+        self.conn().execute("UPDATE outbox SET maybe_applied = 1 WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
     /// Marks a message delivered.
     pub fn outbox_done(&self, id: i64, now: OffsetDateTime) -> Result<(), StoreError> {
         self.finish(id, OutboxState::Done, None, now)
@@ -279,7 +288,7 @@ impl Store {
                            WHERE h.lane = o.lane AND h.state = 'pending' AND h.id < o.id
                              AND (h.sale_id IS o.sale_id
                                   OR substr(o.lane, 1, length(?4)) <> ?4
-                                  OR (h.next_attempt_ms <= ?1
+                                  OR ((h.next_attempt_ms <= ?1 OR h.maybe_applied)
                                       AND NOT EXISTS (SELECT 1 FROM outbox p
                                                       WHERE p.lane = h.lane AND p.state IN ('pending', 'parked')
                                                         AND p.id < h.id AND p.sale_id IS h.sale_id))))

@@ -109,6 +109,36 @@ fn reopening_keeps_data_and_does_not_rerun_migrations() {
 }
 
 #[test]
+fn messages_waiting_from_an_older_kasa_move_to_the_device_lanes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kasa.db");
+    {
+        let store = Store::open(&path).unwrap();
+        store.write(|tx| tx.enqueue(Some("S1"), &q("p1", Op::PrintSlip { copy: false, refund: None }), NOW)).unwrap();
+        store
+            .write(|tx| tx.enqueue(Some("S1"), &q("c1", Op::CardSale { amount: Money::new(100, Currency::TRY) }), NOW))
+            .unwrap();
+    }
+    // As an older Kasa left it: version 2, lanes without the prefix.
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch("UPDATE outbox SET lane = substr(lane, 8); DROP INDEX outbox_lane_sale; PRAGMA user_version = 2;")
+        .unwrap();
+    let old: Vec<String> = c
+        .prepare("SELECT lane FROM outbox ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(old, ["printer", "terminal"]);
+    drop(c);
+    let store = Store::open(&path).unwrap();
+    let lanes: Vec<String> = store.outbox_of_sale("S1").unwrap().into_iter().map(|r| r.lane).collect();
+    assert_eq!(lanes, ["device:printer", "device:terminal"]);
+    assert_eq!(lanes[1], Op::CardSale { amount: Money::new(1, Currency::TRY) }.lane());
+}
+
+#[test]
 fn a_database_from_a_newer_kasa_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kasa.db");
@@ -183,6 +213,11 @@ fn a_parked_message_holds_back_only_its_own_sale() {
 
     // In a device lane, another sale's message that backs off after a failure holds nobody.
     store.write(|tx| tx.outbox_retry_at(ids[1], "paper out", NOW + time::Duration::seconds(30), false)).unwrap();
+    assert_eq!(keys(&store), ["b1"]);
+    // Unless it may already be at the device: then the device may still be busy with it.
+    store.write(|tx| tx.outbox_in_doubt(ids[1])).unwrap();
+    assert!(keys(&store).is_empty(), "nothing goes to a device that may be busy with another sale");
+    store.write(|tx| tx.outbox_done(ids[1], NOW)).unwrap();
     assert_eq!(keys(&store), ["b1"]);
     // In a pump order's lane it does: a release goes before a later attempt's lock.
     let release =

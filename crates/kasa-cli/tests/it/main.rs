@@ -170,7 +170,8 @@ fn status_orders_sale_and_queue_against_a_standalone_sandbox() {
     assert!(queue.trim().ends_with("the queue is empty"), "{queue}");
 }
 
-/// The commands that only look run beside a register that is in the middle of a card sale:
+/// The commands that only look run beside a register that is in the middle of a card sale
+/// (the cardholder is at the terminal until the test lets the card be read):
 /// they read its database, say that it runs, and leave its sale alone; the ones that would
 /// change something refuse and say what to do. The sale completes paid, with one charge.
 #[test]
@@ -180,7 +181,8 @@ fn reading_commands_beside_a_register_mid_card_sale_leave_it_alone() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut c = kasa_sim::SandboxConfig::default();
     c.tokenx.initial_orders = 0;
-    c.finix.default_card = kasa_sim::CardScript::approve(Duration::from_secs(3));
+    // The cardholder stands at the terminal until the test lets the card be read.
+    c.finix.default_card = kasa_sim::CardScript::WaitForCardholder;
     let sandbox = rt.block_on(kasa_sim::Sandbox::start(c)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("kasa.toml");
@@ -241,6 +243,8 @@ fn reading_commands_beside_a_register_mid_card_sale_leave_it_alone() {
         );
     }
 
+    assert!(sandbox.finix.is_waiting("DVdemoKasaTerminal1"), "the card is still at the terminal");
+    assert!(sandbox.finix.present_card("DVdemoKasaTerminal1", kasa_sim::CardScript::approve(Duration::ZERO)));
     let out = register.wait_with_output().unwrap();
     let sold = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{sold}{}", String::from_utf8_lossy(&out.stderr));

@@ -41,8 +41,10 @@ async fn a_restart_during_a_slow_tap_that_lookups_cannot_see_never_reopens_a_cha
     // The transfer stays invisible to lookups until the card is read: the old recovery looked it
     // up, found nothing, reopened the sale, and the tap then charged the customer.
     let sb = sandbox(|c| {
-        c.finix.default_card = CardScript::approve(Duration::from_millis(600));
+        c.finix.default_card = CardScript::WaitForCardholder;
         c.finix.hidden_until_final = true;
+        // Lookups lag far behind: the old recovery found nothing and reopened the sale.
+        c.finix.lookup_lag = Duration::from_secs(60);
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -56,8 +58,8 @@ async fn a_restart_during_a_slow_tap_that_lookups_cannot_see_never_reopens_a_cha
     engine.shutdown().await;
     drop(engine);
     // The card is read while the register is down: the customer is charged.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(sb.finix.succeeded_transfers().len(), 1);
+    assert!(sb.finix.present_card(DEVICE, CardScript::approve(Duration::ZERO)));
+    until("the charge is made", || sb.finix.succeeded_transfers().len() == 1).await;
 
     let engine = register(&sb, dir.path(), |_| {}).await;
     let recovery = engine.status().recovery;
@@ -82,7 +84,8 @@ async fn a_restart_during_a_slow_tap_that_lookups_cannot_see_never_reopens_a_cha
 #[tokio::test]
 async fn a_restart_while_the_customer_is_still_tapping_cancels_the_prompt_and_takes_nothing() {
     let sb = sandbox(|c| {
-        c.finix.default_card = CardScript::approve(Duration::from_secs(3));
+        // The cardholder is still at the terminal whatever the register does meanwhile.
+        c.finix.default_card = CardScript::WaitForCardholder;
         c.finix.hidden_until_final = true;
     })
     .await;
@@ -101,7 +104,7 @@ async fn a_restart_while_the_customer_is_still_tapping_cancels_the_prompt_and_ta
     assert_eq!(after.state, SaleState::Open, "{after:?}");
     assert_eq!(after.notice.unwrap().code, "CANCELLATION_VIA_API");
     settle(&engine, WAIT).await;
-    tokio::time::sleep(Duration::from_secs(3)).await; // long past the tap
+    assert!(!sb.finix.present_card(DEVICE, CardScript::approve(Duration::ZERO)), "no prompt is left to tap");
     assert!(sb.finix.succeeded_transfers().is_empty(), "no money was taken");
     assert_eq!(sb.tokenx.status_of(&order.order_id), Some("Open"), "the order is free again");
     let cancels = finix_calls(&sb, "PUT", &format!("/devices/{DEVICE}"));
@@ -140,8 +143,7 @@ async fn a_charge_in_another_currency_is_held_for_a_manager_and_given_back_by_a_
     assert!(journal.iter().any(|e| e.kind == "payment_mismatch" && e.data.contains("USD")));
     assert_eq!(sb.tokenx.accepted_reports(&order.order_id), 0, "nothing is reported");
     assert!(sb.printer.jobs().is_empty(), "no slip for money that is not right");
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(engine.status().sales_attention, 1, "the status bar shows a sale that needs a manager");
+    until("the status bar shows a sale that needs a manager", || engine.status().sales_attention == 1).await;
     assert_eq!(sb.tokenx.locked_by("VT-0001"), vec![order.order_id.clone()], "the order stays locked meanwhile");
     let refused = engine.cancel_sale(&sale.id).await.unwrap_err();
     assert_eq!(refused.code, kasa_engine::ErrorCode::InvalidState);
@@ -159,7 +161,7 @@ async fn a_charge_in_another_currency_is_held_for_a_manager_and_given_back_by_a_
     );
     settle(&engine, WAIT).await;
     assert_eq!(sb.tokenx.status_of(&order.order_id), Some("Open"));
-    assert_eq!(engine.status().sales_attention, 0);
+    until("the held count goes back to zero", || engine.status().sales_attention == 0).await;
     engine.shutdown().await;
 }
 
@@ -250,7 +252,7 @@ async fn a_parked_slip_or_card_lookup_holds_back_no_other_sale() {
     let at = time::OffsetDateTime::now_utc();
     let wrong = Queued {
         key: "stuck-lookup".into(),
-        op: Op::CardLookup { amount: Money::new(1, Currency::TRY), idempotency_id: key },
+        op: Op::CardLookup { amount: Money::new(1, Currency::TRY), idempotency_id: key, original_at: None },
     };
     let slip =
         Queued { key: "stuck-slip".into(), op: Op::PrintSlip { copy: false, refund: Some("no-such-refund".into()) } };
@@ -344,5 +346,121 @@ async fn a_settle_outcome_that_lags_is_not_read_as_no_payment_and_a_refused_capt
         .count();
     assert!((2..=8).contains(&captures), "the refused capture backs off instead of spinning ({captures} tries)");
     assert_eq!(sb.settle.captured().len(), 1);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refusal_after_an_answer_that_was_lost_is_settled_by_the_transfer_itself() {
+    let sb = sandbox(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = register(&sb, dir.path(), |_| {}).await;
+    let order = wait_for_orders(&engine, 4).await[2].clone();
+    // The first card sale is applied (the card approved) but its answer is lost; the retry is
+    // refused with a 401, as after a password change. The old code read that as "declined".
+    let lost = kasa_sim::Faults { lost_response_rate: 1.0, ..Default::default() };
+    sb.finix_http.control.set_endpoint_faults("POST", "/transfers", lost);
+    let sale = engine.open_order_sale(&order.order_id).await.unwrap();
+    engine.pay(&sale.id, PayMethod::Card).await.unwrap();
+    until("the first answer is lost", || {
+        sb.recorder.of("finix").iter().any(|r| r.method == "POST" && r.fate == kasa_sim::Fate::ResponseLost)
+    })
+    .await;
+    let refused = kasa_sim::Faults { error_rate: 1.0, error_status: Some(401), ..Default::default() };
+    sb.finix_http.control.set_endpoint_faults("POST", "/transfers", refused);
+    let paid = engine.wait_settled(&sale.id, WAIT).await.unwrap();
+    assert!(paid.state.is_paid(), "the charge is found by its idempotency id, not written off: {paid:?}");
+    sb.finix_http.control.clear_faults();
+    settle(&engine, WAIT).await;
+    let checked = invariants::check(engine.store(), &sb, "VT-0001", DEVICE, "lost answer, then 401");
+    assert_eq!(checked.charges, 1);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_transfer_of_another_request_holds_the_sale_and_a_managers_discard_releases_it() {
+    let sb = sandbox(|c| c.finix.answer_other_idempotency_id = true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = register(&sb, dir.path(), |_| {}).await;
+    let order = wait_for_orders(&engine, 4).await[0].clone();
+    let sale = engine.open_order_sale(&order.order_id).await.unwrap();
+    engine.pay(&sale.id, PayMethod::Card).await.unwrap();
+    let held = engine.wait_settled(&sale.id, WAIT).await.unwrap();
+    assert_eq!(held.state, SaleState::NeedsAttention, "{held:?}");
+    let notice = held.notice.unwrap();
+    assert_eq!(notice.code, "UNRESOLVED");
+    assert!(notice.message.contains("another request") && notice.message.contains("Do not take payment again"));
+    assert!(held.payments.is_empty(), "another request's transfer is not taken as this sale's");
+    until("the held sale is counted", || engine.status().sales_attention == 1).await;
+    // Nobody can take payment again or void it while its money is unknown.
+    assert!(engine.pay(&sale.id, PayMethod::Card).await.is_err());
+    engine.set_manager_pin("2468", None).await.unwrap();
+    assert_eq!(engine.void_sale(&sale.id, "2468").await.unwrap_err().code, kasa_engine::ErrorCode::InvalidState);
+
+    // It survives a restart as it is: held, the order still locked, nothing guessed.
+    engine.shutdown().await;
+    drop(engine);
+    let engine = register(&sb, dir.path(), |_| {}).await;
+    assert_eq!(engine.sale(&sale.id).await.unwrap().state, SaleState::NeedsAttention);
+    assert_eq!(sb.tokenx.locked_by("VT-0001"), vec![order.order_id.clone()]);
+
+    // The manager checks Finix and discards the parked payment: the sale goes on without it.
+    let parked = engine.queue(100).await.unwrap().into_iter().find(|i| i.state == "parked").unwrap();
+    assert_eq!(parked.kind, "card_sale");
+    engine.discard(parked.id, "2468", "refunded by the card service's desk").await.unwrap();
+    let after = engine.sale_view(&sale.id).await.unwrap();
+    assert_eq!((after.state, after.notice.unwrap().code.as_str()), (SaleState::Open, "DISCARDED"));
+    settle(&engine, WAIT).await;
+    assert_eq!(sb.tokenx.status_of(&order.order_id), Some("Open"), "the order is released");
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn app_payments_that_take_another_amount_or_answer_for_another_request_are_held() {
+    let sb = sandbox(|c| {
+        c.mobilepay.capture_short_by = 500;
+        c.settle.customer = SettleCustomer::ApproveAfter(Duration::ZERO);
+        c.settle.authorise_short_by = 100;
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = register(&sb, dir.path(), |_| {}).await;
+    until("the Settle callback is registered", || sb.settle.callback_uri().is_some()).await;
+    let orders = wait_for_orders(&engine, 4).await;
+
+    // MobilePay captures 5.00 less than asked.
+    let mp = engine.open_order_sale(&orders[0].order_id).await.unwrap();
+    engine.pay(&mp.id, PayMethod::MobilePay).await.unwrap();
+    let held = engine.wait_settled(&mp.id, WAIT).await.unwrap();
+    assert_eq!((held.state, held.notice.unwrap().code.as_str()), (SaleState::NeedsAttention, "AMOUNT_MISMATCH"));
+    let stored = engine.sale(&mp.id).await.unwrap();
+    assert_eq!(stored.unexpected[0].amount.minor, orders[0].amount.minor - 500);
+
+    // Settle authorises 1.00 less than asked.
+    let st = engine.open_order_sale(&orders[1].order_id).await.unwrap();
+    engine.pay(&st.id, PayMethod::Settle).await.unwrap();
+    let paying = engine.wait_for_state(&st.id, SaleState::Paying, WAIT).await.unwrap();
+    sb.settle.scan(&paying.attempt.unwrap().reference.unwrap()).await.unwrap();
+    let held = engine.wait_settled(&st.id, WAIT).await.unwrap();
+    assert_eq!((held.state, held.notice.unwrap().code.as_str()), (SaleState::NeedsAttention, "AMOUNT_MISMATCH"));
+    assert_eq!(sb.tokenx.accepted_reports(&orders[1].order_id), 0);
+    engine.shutdown().await;
+
+    // A Settle outcome about another POS transaction is never taken as this one's.
+    let sb = sandbox(|c| {
+        c.settle.customer = SettleCustomer::ApproveAfter(Duration::ZERO);
+        c.settle.outcome_pos_tid = Some("someone-else".into());
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = register(&sb, dir.path(), |_| {}).await;
+    until("the Settle callback is registered", || sb.settle.callback_uri().is_some()).await;
+    let order = wait_for_orders(&engine, 4).await[0].clone();
+    let sale = engine.open_order_sale(&order.order_id).await.unwrap();
+    engine.pay(&sale.id, PayMethod::Settle).await.unwrap();
+    let paying = engine.wait_for_state(&sale.id, SaleState::Paying, WAIT).await.unwrap();
+    sb.settle.scan(&paying.attempt.unwrap().reference.unwrap()).await.unwrap();
+    let held = engine.wait_settled(&sale.id, WAIT).await.unwrap();
+    assert_eq!((held.state, held.notice.unwrap().code.as_str()), (SaleState::NeedsAttention, "UNRESOLVED"));
+    assert!(sb.settle.captured().is_empty(), "nothing is captured for a request that may not be this one");
     engine.shutdown().await;
 }

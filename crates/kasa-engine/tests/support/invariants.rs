@@ -121,5 +121,37 @@ pub fn verify(store: &Store, sandbox: &Sandbox, terminal: &str, device: &str, la
     ensure!(per_order.values().all(|n| *n == 1), "{label}: no pump order charged twice: {per_order:?}");
     ensure_eq!(kept, paid_card.len(), "{label}: card charges == paid card sales");
     ensure!(sandbox.tokenx.locked_by(terminal).is_empty(), "{label}: no order left locked by {terminal}");
+
+    // MobilePay: every captured payment is a paid sale's (or was given back, and its sale says
+    // so), no pump order is paid twice, and no reservation is left hanging.
+    let mut mp_orders: BTreeMap<String, usize> = BTreeMap::new();
+    for p in sandbox.mobilepay.payments() {
+        let id = p["paymentId"].as_str().unwrap_or_default();
+        let status = p["status"].as_str().unwrap_or_default();
+        ensure!(status != "Reserved", "{label}: MobilePay payment {id} is left reserved");
+        if status != "Captured" {
+            continue;
+        }
+        let of = |s: &&kasa_core::Sale| {
+            s.payments
+                .iter()
+                .chain(&s.unexpected)
+                .any(|x| x.kind == PaymentKind::MobilePay { payment_id: id.to_string() })
+        };
+        let Some(sale) = sales.iter().find(of) else {
+            return Err(format!("{label}: captured MobilePay payment {id} belongs to no sale of this register"));
+        };
+        let given_back = p["refundedAmount"] == p["capturedAmount"];
+        ensure!(
+            sale.state.is_paid() || (given_back && !sale.refunds.is_empty()),
+            "{label}: captured MobilePay payment {id} belongs to sale {} that is {:?} and did not give it back",
+            sale.id,
+            sale.state
+        );
+        if !given_back && let Some(order) = sale.basket.pump_order_id() {
+            *mp_orders.entry(order.to_string()).or_default() += 1;
+        }
+    }
+    ensure!(mp_orders.values().all(|n| *n == 1), "{label}: no pump order paid twice by MobilePay: {mp_orders:?}");
     Ok(Checked { sales: sales.len(), paid: sales.iter().filter(|s| s.state.is_paid()).count(), charges: kept })
 }
