@@ -75,13 +75,7 @@ async fn start() -> Shell {
 
 /// Runs the desktop app until its window closes.
 pub fn run() {
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,kasa=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .finish();
-    let _ = tracing::subscriber::set_global_default(subscriber);
+    kasa_engine::logging::init();
 
     let app = tauri::Builder::default()
         // First of all: a second launch hands over to the running register (its window comes

@@ -193,13 +193,7 @@ enum JournalAction {
 fn main() {
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,kasa=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .finish();
-    let _ = tracing::subscriber::set_global_default(subscriber);
+    kasa_engine::logging::init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use kasa_core::op::{ReportedMethod, ReportedPayment};
+use kasa_core::payment::{ReportedMethod, ReportedPayment};
 use kasa_core::{Currency, Litres, LockInfo, Money, OrderStatus, OrderSummary, PumpOrder, ReceiptInfo};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;

@@ -12,16 +12,17 @@ pub mod journal;
 pub mod money;
 pub mod op;
 pub mod order;
+pub mod payment;
 pub mod sale;
 
 pub use basket::{Basket, Line, ShopItem};
 pub use money::{Currency, Litres, Money, MoneyError};
-pub use op::{Op, OpKind, ReportedPayment};
+pub use op::{Op, OpKind};
 pub use order::{LockInfo, OrderProblem, OrderStatus, OrderSummary, PumpOrder, ReceiptInfo};
-pub use sale::{
-    Attempt, CardSlip, MethodKind, Notice, NoticeLevel, PayMethod, Payment, PaymentKind, Refund, RefundState, Sale,
-    SaleError, SaleEvent, SaleId, SaleState, Transition,
+pub use payment::{
+    CardSlip, MethodKind, PayMethod, Payment, PaymentKind, Refund, RefundState, ReportedMethod, ReportedPayment,
 };
+pub use sale::{Attempt, Notice, NoticeLevel, Sale, SaleError, SaleEvent, SaleId, SaleState, Transition};
 
 /// A source of fresh, unique identifiers (idempotency keys, request ids).
 ///

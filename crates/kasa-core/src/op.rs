@@ -9,32 +9,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::money::Money;
-use crate::sale::CardSlip;
-
-/// How a payment is named in the Token X payment report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum ReportedMethod {
-    /// A card on a payment terminal.
-    Card,
-    /// Cash in the drawer.
-    Cash,
-    /// MobilePay.
-    Mobilepay,
-    /// Settle QR.
-    Settle,
-}
-
-/// One payment as reported to the cloud against a pump order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReportedPayment {
-    /// Method.
-    pub method: ReportedMethod,
-    /// The part of the order amount paid this way.
-    pub amount: Money,
-    /// The customer slip data of a card payment.
-    pub slip: Option<CardSlip>,
-}
+use crate::payment::ReportedPayment;
 
 /// An outbound operation. The idempotency key travels beside it, never inside it, so no
 /// operation can be built without one.
@@ -252,6 +227,41 @@ impl Op {
                 format!("refund:{refund_id}")
             }
             Op::PrintSlip { .. } => format!("{DEVICE_LANE}printer"),
+        }
+    }
+}
+
+/// The outside system an operation goes to: each has one home in the engine, which delivers,
+/// recovers and watches what goes there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum System {
+    /// The Token X cloud (pump orders).
+    Tokenx,
+    /// Finix (card terminals).
+    Finix,
+    /// MobilePay.
+    MobilePay,
+    /// Settle.
+    Settle,
+    /// The receipt printer.
+    Printer,
+}
+
+impl Op {
+    /// The system this operation goes to. A refund goes to the provider of the payment it gives
+    /// back.
+    pub fn system(&self) -> System {
+        match self {
+            Op::TokenxLock { .. } | Op::TokenxUnlock { .. } | Op::TokenxRelease { .. } | Op::TokenxPayment { .. } => {
+                System::Tokenx
+            }
+            Op::CardSale { .. } | Op::CardLookup { .. } | Op::CardRefund { .. } => System::Finix,
+            Op::MobilePayPayment { .. } | Op::MobilePayRefund { .. } => System::MobilePay,
+            Op::SettleScanWait { .. } | Op::SettleRequest { .. } | Op::SettleAwait { .. } | Op::SettleRefund { .. } => {
+                System::Settle
+            }
+            Op::PrintSlip { .. } => System::Printer,
         }
     }
 }

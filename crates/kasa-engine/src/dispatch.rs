@@ -19,7 +19,8 @@ use time::OffsetDateTime;
 use tokio::task::JoinSet;
 
 use crate::config::OutboxConfig;
-use crate::deliver::{self, Delivery, LockChange};
+use crate::deliver;
+use crate::delivery::{Delivery, LockChange};
 use crate::failpoint::failpoint;
 use crate::{Engine, StepError, UuidIds, now, persist};
 

@@ -89,13 +89,13 @@ impl Inspect {
 
     /// A paid sale's slip as a PDF (marked as a copy when `copy`).
     pub fn slip_pdf(&self, sale_id: &str, paper: kasa_print::pdf::Paper, copy: bool) -> Result<Vec<u8>, ApiError> {
-        crate::render_slip_pdf(&self.sale(sale_id)?, &self.config, paper, copy)
+        crate::slips::render_slip_pdf(&self.sale(sale_id)?, &self.config, paper, copy)
     }
 }
 
 /// The cloud's order list, asked directly (no database is touched), for when no register runs.
 pub async fn cloud_orders(config: &Config, credentials: &dyn Credentials) -> Result<Vec<OrderSummary>, ApiError> {
-    let client = crate::tokenx_client(config, credentials)?;
+    let client = crate::providers::tokenx::client(config, credentials)?;
     let mut list = client.summary().await.map_err(|e| crate::connect_error(&e))?;
     list.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.order_id.cmp(&b.order_id)));
     Ok(list)

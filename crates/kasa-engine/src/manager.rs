@@ -90,6 +90,12 @@ fn hash_pin(pin: &str) -> Result<String, ApiError> {
 }
 
 impl Engine {
+    pub(crate) async fn journal_manager_action(&self, kind: &str, data: serde_json::Value) -> Result<(), ApiError> {
+        let at = now();
+        let rec = JournalRecord { sale_id: None, kind: kind.to_string(), data };
+        self.db(move |s| Ok(s.write(|tx| tx.append_journal(&rec, at))?)).await.map(|_| ())
+    }
+
     /// Whether a manager PIN has been set.
     pub async fn has_manager_pin(&self) -> Result<bool, ApiError> {
         self.db(|s| Ok(s.setting(PIN_KEY)?.is_some())).await

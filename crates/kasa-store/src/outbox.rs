@@ -16,7 +16,7 @@
 //!   or one card lookup parked for the manager, does not stop every later slip or card payment,
 //!   and no second payment goes to a terminal that may still be busy with the first.
 
-use kasa_core::op::{Op, Queued};
+use kasa_core::op::{Op, OpKind, Queued};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
@@ -187,8 +187,8 @@ impl Tx<'_> {
     }
 
     /// Whether an order's lane has a pending message of one of these kinds.
-    pub fn outbox_lane_has(&self, lane: &str, kinds: &[&str]) -> Result<bool, StoreError> {
-        let kinds = serde_json::to_string(kinds)?;
+    pub fn outbox_lane_has(&self, lane: &str, kinds: &[OpKind]) -> Result<bool, StoreError> {
+        let kinds = serde_json::to_string(&kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>())?;
         Ok(self.conn().query_row(
             "SELECT EXISTS (SELECT 1 FROM outbox WHERE lane = ?1 AND state IN ('pending', 'parked')
                  AND kind IN (SELECT value FROM json_each(?2)))",
@@ -234,11 +234,11 @@ impl Tx<'_> {
     }
 
     /// Pending messages of one sale of a kind, oldest first (for start-up recovery).
-    pub fn outbox_pending_of(&self, sale_id: &str, kind: &str) -> Result<Vec<OutboxRow>, StoreError> {
+    pub fn outbox_pending_of(&self, sale_id: &str, kind: OpKind) -> Result<Vec<OutboxRow>, StoreError> {
         query(
             self.conn(),
             &format!("SELECT {COLUMNS} FROM outbox WHERE sale_id = ?1 AND kind = ?2 AND state = 'pending' ORDER BY id"),
-            params![sale_id, kind],
+            params![sale_id, kind.as_str()],
         )
     }
 

@@ -1,7 +1,7 @@
 //! Token X: token, summary, order, lock, unlock, payment.
 
 use kasa_connect::ConnectError;
-use kasa_core::op::{ReportedMethod, ReportedPayment};
+use kasa_core::payment::{ReportedMethod, ReportedPayment};
 use kasa_core::{CardSlip, Money, OrderStatus};
 use kasa_sim::{Fate, Faults};
 

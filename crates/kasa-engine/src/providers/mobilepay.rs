@@ -1,4 +1,6 @@
-//! Taking MobilePay payments: start (with Kasa's own `orderId`), wait for the customer to
+//! MobilePay: taking payments, refunds, the terminal's QR code, and start-up recovery.
+//!
+//! Taking payments: start (with Kasa's own `orderId`), wait for the customer to
 //! approve in the app, capture once reserved. A repeated or resumed delivery finds the payment
 //! again by starting with the same `orderId`, so a payment is started at most once and captured
 //! at most once, and what was captured is checked against what was asked.
@@ -7,12 +9,71 @@
 
 use std::time::Duration;
 
-use kasa_connect::mobilepay::{MobilePayClient, PaymentStatus};
-use kasa_core::{Money, PayMethod, Payment, PaymentKind, SaleState};
-use kasa_store::OutboxRow;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
-use crate::deliver::{Delivery, approved, declined, not_configured, retry, unresolved};
-use crate::{ApiError, Engine, ErrorCode, connect_error};
+use kasa_connect::mobilepay::{MobilePayClient, MobilePaySettings, PaymentStatus};
+use kasa_core::op::{Op, Queued};
+use kasa_core::{IdSource, Money, OpKind, PayMethod, Payment, PaymentKind, SaleState};
+use kasa_store::{OutboxRow, Tx};
+use time::OffsetDateTime;
+
+use crate::delivery::{Delivery, approved, declined, not_configured, refund_outcome, retry, unresolved};
+use crate::{ApiError, Config, Credentials, Engine, ErrorCode, StepError, UuidIds, connect_error, credentials};
+
+/// The register's MobilePay point of sale.
+#[derive(Debug)]
+pub(crate) struct MobilePay {
+    client: MobilePayClient,
+    /// MobilePay payment ids by Kasa's `orderId`, learnt while delivering (for a cancel).
+    ids: Mutex<HashMap<String, String>>,
+    /// The terminal's QR code link.
+    qr: Mutex<Option<String>>,
+}
+
+impl MobilePay {
+    /// The point of sale of `config`'s `[mobilepay]` section, if it has one.
+    pub(crate) fn build(
+        config: &Config,
+        credentials: &dyn Credentials,
+        http: &kasa_connect::HttpClient,
+    ) -> Result<Option<MobilePay>, ApiError> {
+        let Some(m) = &config.mobilepay else { return Ok(None) };
+        let setup = |e: String| ApiError::new(ErrorCode::Setup, e);
+        let client = MobilePayClient::new(
+            http.clone(),
+            MobilePaySettings {
+                base_url: kasa_connect::base_url(&m.base_url).map_err(|e| setup(e.to_string()))?,
+                bio_code: m.bio_code.clone(),
+                access_token: credentials.get(credentials::MOBILEPAY_ACCESS_TOKEN).map_err(|e| setup(e.to_string()))?,
+                terminal_id: m.terminal_id.clone(),
+                pos_id: None,
+                timeout: std::time::Duration::from_secs(10),
+            },
+        );
+        Ok(Some(MobilePay { client, ids: Mutex::new(HashMap::new()), qr: Mutex::new(None) }))
+    }
+
+    fn remember(&self, order_id: &str, payment_id: Option<&str>) {
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        match payment_id {
+            Some(p) => ids.insert(order_id.to_string(), p.to_string()),
+            None => ids.remove(order_id),
+        };
+    }
+}
+
+/// Delivers one MobilePay operation.
+pub(crate) async fn deliver(engine: &Engine, row: &OutboxRow) -> Delivery {
+    let Some(mp) = &engine.inner.providers.mobilepay else { return not_configured("MobilePay") };
+    match &row.op {
+        Op::MobilePayPayment { amount, order_id, start } => payment(engine, mp, row, *amount, order_id, *start).await,
+        Op::MobilePayRefund { refund_id, payment_id, amount } => {
+            refund_outcome(refund_id, refund(&mp.client, payment_id, *amount, refund_id).await)
+        }
+        other => Delivery::Park { reason: format!("not a MobilePay operation: {:?}", other.kind()), event: None },
+    }
+}
 
 /// How long a customer has to approve.
 const DECISION_TIMEOUT: Duration = Duration::from_secs(600);
@@ -45,25 +106,26 @@ const GIVE_UP_WAIT: Duration = Duration::from_secs(60);
 /// the attempt may already have started a payment (after a restart, `start` is false, or after
 /// an attempt that may have reached MobilePay) a refused start proves nothing, and the sale is
 /// held for a manager instead of reopened.
-pub(crate) async fn payment(engine: &Engine, row: &OutboxRow, amount: Money, order_id: &str, start: bool) -> Delivery {
-    let Some(mp) = &engine.inner.mobilepay else { return not_configured("MobilePay") };
+async fn payment(
+    engine: &Engine,
+    mp: &MobilePay,
+    row: &OutboxRow,
+    amount: Money,
+    order_id: &str,
+    start: bool,
+) -> Delivery {
     let in_doubt = !start || row.maybe_applied;
-    let payment_id = match mp.retrieve_by_terminal(order_id, None).await {
+    let payment_id = match mp.client.retrieve_by_terminal(order_id, None).await {
         Ok(Some(id)) => id,
-        Ok(None) => match start_payment(engine, mp, order_id, amount, in_doubt).await {
+        Ok(None) => match start_payment(engine, &mp.client, order_id, amount, in_doubt).await {
             Ok(id) => id,
             Err(d) => return d,
         },
         Err(e) => return retry(&e),
     };
-    engine
-        .inner
-        .mobilepay_ids
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(order_id.to_string(), payment_id.clone());
-    let result = follow(mp, &payment_id, amount).await;
-    engine.inner.mobilepay_ids.lock().unwrap_or_else(|e| e.into_inner()).remove(order_id);
+    mp.remember(order_id, Some(&payment_id));
+    let result = follow(&mp.client, &payment_id, amount).await;
+    mp.remember(order_id, None);
     result
 }
 
@@ -203,36 +265,58 @@ async fn follow(mp: &MobilePayClient, payment_id: &str, amount: Money) -> Delive
 
 /// Cancels the MobilePay payment of `order_id` (the cashier pressed cancel).
 pub(crate) async fn cancel(engine: &Engine, order_id: &str) -> Result<(), ApiError> {
-    let Some(mp) = &engine.inner.mobilepay else {
+    let Some(mp) = &engine.inner.providers.mobilepay else {
         return Err(ApiError::new(ErrorCode::Setup, "MobilePay is not configured on this register."));
     };
-    let known = engine.inner.mobilepay_ids.lock().unwrap_or_else(|e| e.into_inner()).get(order_id).cloned();
-    let payment_id = match known {
-        Some(id) => id,
-        None => mp.retrieve_by_terminal(order_id, None).await.map_err(|e| connect_error(&e))?.ok_or_else(|| {
-            ApiError::new(ErrorCode::InvalidState, "The payment is starting; cancel again in a moment.")
-        })?,
-    };
-    mp.cancel(&payment_id).await.map(|_| ()).map_err(|e| connect_error(&e))
+    let known = mp.ids.lock().unwrap_or_else(|e| e.into_inner()).get(order_id).cloned();
+    let payment_id =
+        match known {
+            Some(id) => id,
+            None => mp.client.retrieve_by_terminal(order_id, None).await.map_err(|e| connect_error(&e))?.ok_or_else(
+                || ApiError::new(ErrorCode::InvalidState, "The payment is starting; cancel again in a moment."),
+            )?,
+        };
+    mp.client.cancel(&payment_id).await.map(|_| ()).map_err(|e| connect_error(&e))
 }
 
 /// The terminal's QR code link customers scan to check in (fetched once, then kept).
 pub(crate) fn terminal_qr(engine: &Engine) -> Option<String> {
-    engine.inner.mobilepay_qr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    let mp = engine.inner.providers.mobilepay.as_ref()?;
+    mp.qr.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// Fetches the terminal's QR code link.
 pub(crate) async fn load_terminal_qr(engine: &Engine) {
-    let Some(mp) = &engine.inner.mobilepay else { return };
-    match mp.qrcode().await {
-        Ok(url) => *engine.inner.mobilepay_qr.lock().unwrap_or_else(|e| e.into_inner()) = Some(url.to_string()),
+    let Some(mp) = &engine.inner.providers.mobilepay else { return };
+    match mp.client.qrcode().await {
+        Ok(url) => *mp.qr.lock().unwrap_or_else(|e| e.into_inner()) = Some(url.to_string()),
         Err(e) => tracing::warn!(error = %e, "could not fetch the MobilePay QR code of the terminal"),
     }
 }
 
+/// Start-up recovery: a MobilePay payment under way is followed up by its `orderId`, never
+/// started twice (the resumed operation is in doubt from the start).
+pub(crate) fn recover(tx: &Tx<'_>, at: OffsetDateTime, told: &mut Vec<String>) -> Result<(), StepError> {
+    for sale in tx.sales_in(&[SaleState::Paying])? {
+        for row in tx.outbox_pending_of(&sale.id.0, OpKind::MobilePayPayment)? {
+            let Op::MobilePayPayment { amount, order_id, start: true } = row.op else { continue };
+            tx.outbox_abandon(row.id, "replaced at start-up by resuming the same MobilePay payment", at)?;
+            let resume = Queued { key: UuidIds.next_id(), op: Op::MobilePayPayment { amount, order_id, start: false } };
+            let id = tx.enqueue(Some(&sale.id.0), &resume, at)?;
+            tx.outbox_in_doubt(id)?;
+            told.push(format!(
+                "Sale {}: the register restarted during a MobilePay payment of {}; it is being followed up, not started again.",
+                crate::recovery::short(&sale.id.0),
+                amount.display_grouped()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Gives back `amount` of a MobilePay payment: creates the refund (idempotent by
 /// `refund_order_id`) and captures it.
-pub(crate) async fn refund(
+async fn refund(
     mp: &MobilePayClient,
     payment_id: &str,
     amount: Money,

@@ -1,0 +1,127 @@
+//! What the register shows about itself: online or offline, the queue, the printer and the
+//! terminal, the methods it can take now; and the one way a part of that changes (set it, and tell
+//! the screens only if it changed).
+
+use std::time::Duration;
+
+use kasa_core::MethodKind;
+use kasa_core::journal::Verification;
+use kasa_store::QueueCounts;
+
+use crate::{ApiError, Engine, EngineEvent, Live, StatusView, now};
+
+impl Engine {
+    /// Connectivity, queue and printer state.
+    pub fn status(&self) -> StatusView {
+        let methods = self.methods();
+        let live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+        StatusView {
+            online: live.online,
+            offline_reason: live.offline_reason.clone(),
+            orders_age_secs: live.orders_listed_at.map(|t| (now() - t).whole_seconds().max(0) as u64),
+            queue_pending: live.queue.pending,
+            queue_parked: live.queue.parked,
+            sales_attention: live.queue.attention,
+            terminal_id: self.inner.config.tokenx.terminal_id.clone(),
+            printer_problem: live.printer_problem.clone(),
+            terminal_problem: live.terminal_problem.clone(),
+            demo: self.inner.demo,
+            recovery: live.recovery.clone(),
+            methods,
+        }
+    }
+
+    /// Waits until every queued operation is delivered or parked, or the timeout passes;
+    /// returns the counts left.
+    pub async fn drain(&self, timeout: Duration) -> Result<QueueCounts, ApiError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let counts = self.db(|s| Ok(s.queue_counts()?)).await?;
+            if counts.pending == 0 || tokio::time::Instant::now() >= deadline {
+                return Ok(counts);
+            }
+            self.inner.dispatch_kick.notify_one();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Checks the journal's hash chain.
+    pub async fn verify_journal(&self) -> Result<Verification, ApiError> {
+        self.db(|s| Ok(s.verify_journal()?)).await
+    }
+
+    pub(crate) async fn refresh_queue_counts(&self) {
+        if let Ok(counts) = self.db(|s| Ok(s.queue_counts()?)).await {
+            self.set_queue_counts(counts);
+        }
+    }
+
+    /// The payment methods this register offers now: cash always; the card while the terminal
+    /// reports an open connection; MobilePay when set up; Settle once its callback is registered.
+    pub fn methods(&self) -> Vec<MethodKind> {
+        let card = self.inner.live.lock().unwrap_or_else(|e| e.into_inner()).terminal_problem.is_none();
+        let providers = &self.inner.providers;
+        let mut m = Vec::new();
+        if card {
+            m.push(MethodKind::Card);
+        }
+        m.push(MethodKind::Cash);
+        if providers.mobilepay.is_some() {
+            m.push(MethodKind::MobilePay);
+        }
+        if providers.settle.as_ref().is_some_and(|s| s.is_ready()) {
+            m.push(MethodKind::Settle);
+        }
+        m
+    }
+
+    /// Changes what the register knows of itself; the screens hear of it only if it changed.
+    fn update_live(&self, change: impl FnOnce(&mut Live) -> bool) {
+        let changed = change(&mut self.inner.live.lock().unwrap_or_else(|e| e.into_inner()));
+        if changed {
+            self.emit_status();
+        }
+    }
+
+    pub(crate) fn set_queue_counts(&self, counts: QueueCounts) {
+        self.update_live(|live| replace(&mut live.queue, counts));
+    }
+
+    pub(crate) fn emit_status(&self) {
+        let _ = self.inner.events.send(EngineEvent::StatusChanged { status: self.status() });
+    }
+
+    pub(crate) fn set_online(&self, online: bool, reason: Option<String>) {
+        let mut reconnected = false;
+        self.update_live(|live| {
+            reconnected = online && !live.online;
+            replace(&mut live.online, online) | replace(&mut live.offline_reason, reason)
+        });
+        if reconnected {
+            // Back online: what waited for the cloud goes now rather than at its next backoff.
+            let engine = self.clone();
+            tokio::spawn(async move {
+                let at = now();
+                let _ = engine.db(move |s| Ok(s.write(|tx| tx.outbox_due_now("order:", at))?)).await;
+                engine.inner.dispatch_kick.notify_one();
+            });
+        }
+    }
+
+    pub(crate) fn set_printer_problem(&self, problem: Option<String>) {
+        self.update_live(|live| replace(&mut live.printer_problem, problem));
+    }
+
+    pub(crate) fn set_terminal_problem(&self, problem: Option<String>) {
+        self.update_live(|live| replace(&mut live.terminal_problem, problem));
+    }
+}
+
+/// Puts `value` in `slot`; whether that changed it.
+fn replace<T: PartialEq>(slot: &mut T, value: T) -> bool {
+    if *slot == value {
+        return false;
+    }
+    *slot = value;
+    true
+}
