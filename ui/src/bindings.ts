@@ -100,6 +100,10 @@ orderId: string | null,
  */
 lines: Array<Line>, 
 /**
+ * What each line comes to, in the same order.
+ */
+lineTotals: Array<Money>, 
+/**
  * Total to pay.
  */
 total: Money, 
@@ -107,6 +111,15 @@ total: Money,
  * Payments taken.
  */
 payments: Array<Payment>, 
+/**
+ * What can still be given back of each payment, in the same order (refunds under way and
+ * done count); nothing while the sale is not paid in full.
+ */
+refundable: Array<Money>, 
+/**
+ * Paid in full (paid, reported or completed): the slip exists and refunds are possible.
+ */
+isPaid: boolean, 
 /**
  * Paid so far.
  */
@@ -354,15 +367,7 @@ ekuNo: string,
  */
 issuedAt: string, };
 
-export type Money = { 
-/**
- * Minor units (kuruş for TRY); negative for refunds and change given.
- */
-minor: number, 
-/**
- * ISO 4217 currency.
- */
-currency: Currency, };
+export type Money = { minor: number, currency: string, exponent: number };
 
 export type Currency = string;
 

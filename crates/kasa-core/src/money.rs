@@ -103,13 +103,28 @@ impl<'de> Deserialize<'de> for Currency {
 }
 
 /// An amount of money: integer minor units in one currency.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+///
+/// Written out (for the screens, the database and the journal) with the currency's exponent
+/// beside it, so nothing downstream keeps its own table of minor units; read back from the two
+/// fields that make it, the exponent being derived.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Deserialize, TS)]
+#[ts(type = "{ minor: number, currency: string, exponent: number }")]
 pub struct Money {
     /// Minor units (kuruş for TRY); negative for refunds and change given.
-    #[ts(type = "number")]
     pub minor: i64,
     /// ISO 4217 currency.
     pub currency: Currency,
+}
+
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("Money", 3)?;
+        m.serialize_field("minor", &self.minor)?;
+        m.serialize_field("currency", &self.currency)?;
+        m.serialize_field("exponent", &self.currency.exponent())?;
+        m.end()
+    }
 }
 
 impl Money {
@@ -391,5 +406,19 @@ mod tests {
         let m: Money = serde_json::from_str(r#"{"minor":5,"currency":"EUR"}"#).unwrap();
         assert_eq!(m, Money::new(5, Currency::EUR));
         assert!(serde_json::from_str::<Money>(r#"{"minor":5,"currency":"EURO"}"#).is_err());
+    }
+
+    #[test]
+    fn money_is_written_with_its_exponent_and_read_back_without_it() {
+        let m = Money::new(123_456, Currency::TRY);
+        assert_eq!(serde_json::to_string(&m).unwrap(), r#"{"minor":123456,"currency":"TRY","exponent":2}"#);
+        let jpy = Money::new(1500, Currency::parse("JPY").unwrap());
+        assert_eq!(serde_json::to_value(jpy).unwrap()["exponent"], 0);
+        let kwd = Money::new(1, Currency::parse("KWD").unwrap());
+        assert_eq!(serde_json::to_value(kwd).unwrap()["exponent"], 3);
+        let back: Money = serde_json::from_str(r#"{"minor":123456,"currency":"TRY","exponent":2}"#).unwrap();
+        assert_eq!(back, m);
+        let older: Money = serde_json::from_str(r#"{"minor":5,"currency":"TRY"}"#).unwrap();
+        assert_eq!(older, Money::new(5, Currency::TRY), "what was stored before the exponent is still read");
     }
 }

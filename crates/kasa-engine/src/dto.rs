@@ -25,10 +25,17 @@ pub struct SaleView {
     pub order_id: Option<String>,
     /// Basket lines.
     pub lines: Vec<Line>,
+    /// What each line comes to, in the same order.
+    pub line_totals: Vec<Money>,
     /// Total to pay.
     pub total: Money,
     /// Payments taken.
     pub payments: Vec<Payment>,
+    /// What can still be given back of each payment, in the same order (refunds under way and
+    /// done count); nothing while the sale is not paid in full.
+    pub refundable: Vec<Money>,
+    /// Paid in full (paid, reported or completed): the slip exists and refunds are possible.
+    pub is_paid: bool,
     /// Paid so far.
     pub paid: Money,
     /// Left to pay.
@@ -98,8 +105,16 @@ impl SaleView {
             busy: sale.state.is_busy(),
             order_id: sale.basket.pump_order_id().map(str::to_string),
             lines: sale.basket.lines.clone(),
+            line_totals: sale.basket.lines.iter().map(|l| l.amount().unwrap_or(zero)).collect(),
             total: sale.total().unwrap_or(Money::zero(sale.basket.currency)),
             payments: sale.payments.clone(),
+            refundable: (0..sale.payments.len())
+                .map(|i| {
+                    let none = Money::zero(sale.payments[i].amount.currency);
+                    if sale.state.is_paid() { sale.refundable(i).unwrap_or(none) } else { none }
+                })
+                .collect(),
+            is_paid: sale.state.is_paid(),
             paid: sale.paid().unwrap_or(zero),
             remaining: sale.remaining().unwrap_or(zero),
             attempt: sale.attempt.as_ref().map(|a| AttemptView {

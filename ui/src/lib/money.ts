@@ -1,15 +1,10 @@
-// Money on screen: integer minor units, shown Turkish style (1.234,56 TRY).
+// Money on screen: integer minor units, shown Turkish style (1.234,56 TRY). The engine sends every
+// amount with its currency's exponent; nothing here keeps a table of minor units.
 import type { Money } from "../bindings";
-
-const EXPONENT: Record<string, number> = { JPY: 0, KRW: 0, ISK: 0, KWD: 3, BHD: 3, JOD: 3, OMR: 3, TND: 3 };
-
-export function exponent(currency: string): number {
-  return EXPONENT[currency] ?? 2;
-}
 
 /** `1.234,56` without the currency. */
 export function formatAmount(m: Money): string {
-  const exp = exponent(m.currency);
+  const exp = m.exponent;
   const scale = 10 ** exp;
   const abs = Math.abs(m.minor);
   const whole = Math.floor(abs / scale)
@@ -25,14 +20,15 @@ export function formatMoney(m: Money): string {
 }
 
 /**
- * Reads what a cashier typed (`1500`, `1500,5`, `1.500,50`, `1500.50`) as minor units, or
- * returns null when it is not an amount. A single separator followed by one or two digits is
- * the decimal mark; other separators group thousands.
+ * Reads what a cashier typed (`1500`, `1500,5`, `1.500,50`, `1500.50`) as minor units of the
+ * currency of `like`, or returns null when it is not an amount. A single separator followed by
+ * up to as many digits as the currency has decimals is the decimal mark; other separators group
+ * thousands.
  */
-export function parseAmount(text: string, currency: string): Money | null {
+export function parseAmount(text: string, like: Money): Money | null {
+  const { currency, exponent: exp } = like;
   const t = text.trim().replace(/\s/g, "");
   if (!/^\d[\d.,]*$/.test(t)) return null;
-  const exp = exponent(currency);
   const m = /^(.*?)[.,](\d{1,3})$/.exec(t);
   let whole = t;
   let frac = "";
@@ -44,12 +40,12 @@ export function parseAmount(text: string, currency: string): Money | null {
   if (whole === "" || !/^\d+$/.test(whole)) return null;
   const minor = Number(whole) * 10 ** exp + Number(frac.padEnd(exp, "0") || "0");
   if (!Number.isSafeInteger(minor)) return null;
-  return { minor, currency };
+  return { minor, currency, exponent: exp };
 }
 
 /** Round-up suggestions for cash tendered: exact, then the next notes. */
 export function cashSuggestions(total: Money): Money[] {
-  const unit = 10 ** exponent(total.currency);
+  const unit = 10 ** total.exponent;
   const steps = [10, 50, 100, 200, 500, 1000].map((n) => n * unit);
   const out: number[] = [total.minor];
   for (const s of steps) {
@@ -57,5 +53,5 @@ export function cashSuggestions(total: Money): Money[] {
     if (up > total.minor && !out.includes(up)) out.push(up);
     if (out.length >= 5) break;
   }
-  return out.map((minor) => ({ minor, currency: total.currency }));
+  return out.map((minor) => ({ ...total, minor }));
 }
