@@ -8,7 +8,7 @@
 //! the manager with the reason. Nothing is dropped: a message leaves the queue only delivered,
 //! parked, or discarded by the manager.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use kasa_core::journal::JournalRecord;
@@ -38,6 +38,9 @@ pub(crate) fn backoff(tuning: &OutboxConfig, kind: OpKind, attempts: u32, jitter
     Duration::from_millis(((exp as f64) * (0.5 + 0.5 * jitter.clamp(0.0, 1.0))) as u64)
 }
 
+/// How often, at most, a draining queue is counted for the status bar.
+const COUNT_EVERY: Duration = Duration::from_millis(100);
+
 type Finished = Result<(tokio::task::Id, (OutboxRow, Delivery)), tokio::task::JoinError>;
 
 /// What one pass over the database brings back to the dispatcher.
@@ -50,8 +53,8 @@ struct Pass {
     due: Vec<OutboxRow>,
     /// When the next pending message falls due (unix ms).
     next_due_ms: Option<i64>,
-    /// Queue depth after this pass.
-    counts: kasa_store::QueueCounts,
+    /// Queue depth after this pass, when it was counted.
+    counts: Option<kasa_store::QueueCounts>,
 }
 
 pub(crate) async fn run(engine: Engine) {
@@ -62,12 +65,34 @@ pub(crate) async fn run(engine: Engine) {
     let mut lanes: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut busy: HashSet<String> = HashSet::new();
     let mut finished: Vec<Finished> = Vec::new();
+    // Counting the queue reads every waiting message: while a backlog drains it is counted a few
+    // times a second for the status bar, not after every pass.
+    let mut counted: Option<tokio::time::Instant> = None;
+    // Lane heads read ahead of room, started as deliveries finish, so the terminal, the cloud
+    // and the printer are kept busy while a pass is recording. Their lanes count as busy.
+    let mut ready: VecDeque<OutboxRow> = VecDeque::new();
+    let spawn = |in_flight: &mut JoinSet<(OutboxRow, Delivery)>,
+                 lanes: &mut HashMap<tokio::task::Id, String>,
+                 row: OutboxRow| {
+        let lane = row.lane.clone();
+        let e = engine.clone();
+        let handle = in_flight.spawn(async move {
+            let delivery = deliver::run(&e, &row).await;
+            (row, delivery)
+        });
+        lanes.insert(handle.id(), lane);
+    };
     loop {
         if *shutdown.borrow() {
             break;
         }
         while let Some(done) = in_flight.try_join_next_with_id() {
             finished.push(done);
+        }
+        while in_flight.len() < max_in_flight
+            && let Some(row) = ready.pop_front()
+        {
+            spawn(&mut in_flight, &mut lanes, row);
         }
         let batch: Vec<(OutboxRow, Delivery)> = finished
             .drain(..)
@@ -90,10 +115,13 @@ pub(crate) async fn run(engine: Engine) {
             .collect();
         let recorded = !batch.is_empty();
 
-        // One trip to the database: record what finished, then read what is due next.
-        let room = max_in_flight.saturating_sub(in_flight.len());
+        // One trip to the database: record what finished, then read what is due next (as much
+        // again as there is room, to read ahead).
+        let room = (max_in_flight.saturating_sub(in_flight.len()) + max_in_flight).saturating_sub(ready.len());
         let busy_list: Vec<String> = busy.iter().cloned().collect();
         let tuning2 = tuning.clone();
+        let count = recorded && counted.is_none_or(|t| t.elapsed() >= COUNT_EVERY);
+        let idle_before = in_flight.is_empty() && ready.is_empty();
         let pass = engine
             .db(move |s| {
                 let at = now();
@@ -102,12 +130,14 @@ pub(crate) async fn run(engine: Engine) {
                     Err(e) => (Vec::new(), Some(e.to_string())),
                 };
                 let due = if room > 0 { s.outbox_due(at, &busy_list, room as u32)? } else { Vec::new() };
+                // The last of a burst is always counted: nothing is left in flight or due.
+                let idle = due.is_empty() && idle_before;
                 Ok(Pass {
                     changed,
                     record_failed,
-                    due,
                     next_due_ms: s.outbox_next_due_ms()?,
-                    counts: s.queue_counts()?,
+                    counts: if count || (recorded && idle) { Some(s.queue_counts()?) } else { None },
+                    due,
                 })
             })
             .await;
@@ -129,21 +159,23 @@ pub(crate) async fn run(engine: Engine) {
         }
         if recorded {
             engine.inner.changes.send_modify(|n| *n += 1);
-            engine.set_queue_counts(pass.counts);
+        }
+        if let Some(counts) = pass.counts {
+            counted = Some(tokio::time::Instant::now());
+            engine.set_queue_counts(counts);
         }
         let full = room > 0 && pass.due.len() == room;
         for row in pass.due {
             busy.insert(row.lane.clone());
-            let lane = row.lane.clone();
-            let e = engine.clone();
-            let handle = in_flight.spawn(async move {
-                let delivery = deliver::run(&e, &row).await;
-                (row, delivery)
-            });
-            lanes.insert(handle.id(), lane);
+            if in_flight.len() < max_in_flight {
+                spawn(&mut in_flight, &mut lanes, row);
+            } else {
+                ready.push_back(row);
+            }
         }
-        if full || !pass.changed.is_empty() {
-            // More may be due at once (a full page, or operations the outcomes just queued).
+        if full && in_flight.len() < max_in_flight {
+            // More may be due at once: the page was full and there is room. (Operations the
+            // recorded outcomes queued were already read by this pass, which recorded first.)
             continue;
         }
         let wait = match pass.next_due_ms {
@@ -176,7 +208,8 @@ fn record(
         return Ok(Vec::new());
     }
     let mut rng = rand::rng();
-    let changed = s.write(|tx| -> Result<Vec<Sale>, StepError> {
+    let relaxed = batch.iter().all(redoable);
+    let apply = |tx: &Tx<'_>| -> Result<Vec<Sale>, StepError> {
         let mut changed = Vec::new();
         for (row, delivery) in batch {
             if let Some(sale) = record_one(tx, row, delivery, at, tuning, rng.random())? {
@@ -185,9 +218,20 @@ fn record(
         }
         failpoint!("record.before_commit");
         Ok(changed)
-    })?;
+    };
+    // A batch of outcomes the cloud would give again (a report or an unlock it recognises by its
+    // request id) need not wait for the disk: lost in a power cut, the message is simply sent
+    // again. Everything else does.
+    let changed = if relaxed { s.write_without_sync(apply)? } else { s.write(apply)? };
     failpoint!("record.after_commit");
     Ok(changed)
+}
+
+/// Whether recording this outcome may be lost without harm: the operation, delivered again
+/// with its key, is answered the same.
+fn redoable((row, delivery): &(OutboxRow, Delivery)) -> bool {
+    matches!(delivery, Delivery::Done { .. })
+        && matches!(row.op.kind(), OpKind::TokenxPayment | OpKind::TokenxUnlock | OpKind::TokenxRelease)
 }
 
 fn record_one(

@@ -94,50 +94,84 @@ pub const DRAWER_KICK: [u8; 5] = [0x1B, b'p', 0, 25, 250];
 
 /// Renders blocks to the bytes of one print job.
 pub fn render(blocks: &[Block], setup: &Setup) -> Result<Vec<u8>, RenderError> {
-    let n = setup.page_number()?;
+    Renderer::new(setup)?.render(blocks, setup.open_drawer)
+}
+
+/// The bytes of one command, as the `escpos` crate builds it.
+fn command(build: impl FnOnce(&mut Printer<Collect>) -> escpos::errors::Result<()>) -> Result<Vec<u8>, RenderError> {
     let out = Collect::default();
     let mut p = Printer::new(out.clone(), Protocol::default(), None);
-    p.init()?.custom(&[0x1B, b't', n])?;
-    let mut text = Vec::with_capacity(64);
-    for b in blocks {
-        match b {
-            Block::Text { text: t, bold, big } => {
-                if *bold {
-                    p.bold(true)?;
-                }
-                if *big {
-                    p.size(2, 2)?;
-                }
-                text.clear();
-                setup.page.encode_into(t, &mut text);
-                text.push(b'\n');
-                p.custom(&text)?;
-                if *big {
-                    p.reset_size()?;
-                }
-                if *bold {
-                    p.bold(false)?;
-                }
-            }
-            Block::Qr(data) => {
-                p.qrcode_option(
-                    data,
-                    QRCodeOption::new(QRCodeModel::Model2, QR_MODULE_DOTS, QRCodeCorrectionLevel::M),
-                )?;
-            }
-        }
-    }
-    if setup.cut && setup.model.has_cutter {
-        p.feeds(setup.model.cut_feed)?.partial_cut()?;
-    } else {
-        p.feeds(setup.model.cut_feed)?;
-    }
-    if setup.open_drawer {
-        p.custom(&DRAWER_KICK)?;
-    }
+    build(&mut p)?;
     p.print()?;
     let bytes = out.0.borrow().clone();
     Ok(bytes)
+}
+
+/// A printer's commands, built once by the `escpos` crate for its setup (the start of a job
+/// with its code page, emphasis and size on and off, the feed and cut, the drawer pulse), so a
+/// job is only its text encoded for the page between them. A QR code is built per job.
+#[derive(Debug, Clone)]
+pub struct Renderer {
+    start: Vec<u8>,
+    bold_on: Vec<u8>,
+    bold_off: Vec<u8>,
+    big_on: Vec<u8>,
+    big_off: Vec<u8>,
+    end: Vec<u8>,
+    page: CodePage,
+}
+
+impl Renderer {
+    /// The commands of `setup` (its `open_drawer` is chosen per job in [`Renderer::render`]).
+    pub fn new(setup: &Setup) -> Result<Renderer, RenderError> {
+        let n = setup.page_number()?;
+        let (cut, feed) = (setup.cut && setup.model.has_cutter, setup.model.cut_feed);
+        Ok(Renderer {
+            start: command(|p| p.init()?.custom(&[0x1B, b't', n]).map(|_| ()))?,
+            bold_on: command(|p| p.bold(true).map(|_| ()))?,
+            bold_off: command(|p| p.bold(false).map(|_| ()))?,
+            big_on: command(|p| p.size(2, 2).map(|_| ()))?,
+            big_off: command(|p| p.reset_size().map(|_| ()))?,
+            end: command(|p| if cut { p.feeds(feed)?.partial_cut().map(|_| ()) } else { p.feeds(feed).map(|_| ()) })?,
+            page: setup.page,
+        })
+    }
+
+    /// The bytes of one job: the blocks, then the feed (and cut), then the drawer pulse when
+    /// `open_drawer`.
+    pub fn render(&self, blocks: &[Block], open_drawer: bool) -> Result<Vec<u8>, RenderError> {
+        let mut out = Vec::with_capacity(self.start.len() + blocks.len() * 56 + self.end.len() + 8);
+        out.extend_from_slice(&self.start);
+        for b in blocks {
+            match b {
+                Block::Text { text, bold, big } => {
+                    if *bold {
+                        out.extend_from_slice(&self.bold_on);
+                    }
+                    if *big {
+                        out.extend_from_slice(&self.big_on);
+                    }
+                    self.page.encode_into(text, &mut out);
+                    out.push(b'\n');
+                    if *big {
+                        out.extend_from_slice(&self.big_off);
+                    }
+                    if *bold {
+                        out.extend_from_slice(&self.bold_off);
+                    }
+                }
+                Block::Qr(data) => {
+                    let option = QRCodeOption::new(QRCodeModel::Model2, QR_MODULE_DOTS, QRCodeCorrectionLevel::M);
+                    out.extend_from_slice(&command(|p| p.qrcode_option(data, option).map(|_| ()))?);
+                }
+            }
+        }
+        out.extend_from_slice(&self.end);
+        if open_drawer {
+            out.extend_from_slice(&DRAWER_KICK);
+        }
+        Ok(out)
+    }
 }
 
 /// The bytes that only open the cash drawer.

@@ -58,6 +58,10 @@ fn width_of(s: &str) -> usize {
 /// Splits text into lines of at most `cols` characters, at spaces where possible. Leading
 /// spaces indent every line.
 pub fn wrap(text: &str, cols: usize) -> Vec<String> {
+    if width_of(text) <= cols {
+        // Most rows fit: nothing to break.
+        return vec![text.to_string()];
+    }
     let body = text.trim_start_matches(' ');
     let indent = text.len() - body.len();
     if indent > 0 && indent < cols {
@@ -109,6 +113,15 @@ fn center(text: &str, cols: usize) -> String {
 /// width; `right` goes on the last line if it fits there, else on a line of its own.
 fn pair(left: &str, right: &str, cols: usize) -> Vec<String> {
     let rw = width_of(right);
+    let lw = width_of(left);
+    if lw + 1 + rw <= cols {
+        // The usual row: both on one line, without breaking anything.
+        let mut line = String::with_capacity(left.len() + right.len() + cols - lw - rw);
+        line.push_str(left);
+        line.extend(std::iter::repeat_n(' ', cols - lw - rw));
+        line.push_str(right);
+        return vec![line];
+    }
     let mut lines = wrap(left, cols);
     let last = lines.pop().unwrap_or_default();
     let lw = width_of(&last);

@@ -24,11 +24,15 @@ pub use journal::JournalStats;
 pub use locks::LockRow;
 pub use outbox::{OutboxRow, OutboxState, QueueCounts};
 
+/// Reader connections kept open for the next read.
+const MAX_READERS: usize = 4;
+
 /// Migrations in order; the database's `user_version` is the number applied.
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("../migrations/0001_init.sql")),
     ("0002_settings_and_queue_order", include_str!("../migrations/0002_settings_and_queue_order.sql")),
     ("0003_device_lanes", include_str!("../migrations/0003_device_lanes.sql")),
+    ("0004_outbox_sale_index", include_str!("../migrations/0004_outbox_sale_index.sql")),
 ];
 
 /// What went wrong in the store.
@@ -78,9 +82,15 @@ pub enum StoreError {
 
 /// The database.
 pub struct Store {
+    /// The connection that writes (or, for a read-only store, the one that reads).
     conn: Mutex<Connection>,
+    /// Connections that only read, so a read never waits for a writer's commit to reach the
+    /// disk (WAL lets readers and the one writer go on together).
+    readers: Mutex<Vec<Connection>>,
     path: PathBuf,
     read_only: std::sync::atomic::AtomicBool,
+    /// Opened to write (readers of its own then serve the reads).
+    writable: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -112,7 +122,13 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mut store = Store { conn: Mutex::new(conn), path: path.to_path_buf(), read_only: false.into() };
+        let mut store = Store {
+            conn: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            path: path.to_path_buf(),
+            read_only: false.into(),
+            writable: true,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -136,7 +152,13 @@ impl Store {
         if version < known {
             return Err(StoreError::TooOld { path: path_text, found: version, known });
         }
-        Ok(Store { conn: Mutex::new(conn), path: path.to_path_buf(), read_only: true.into() })
+        Ok(Store {
+            conn: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            path: path.to_path_buf(),
+            read_only: true.into(),
+            writable: false,
+        })
     }
 
     /// Whether this handle only reads.
@@ -193,10 +215,59 @@ impl Store {
         Ok(out)
     }
 
-    /// Runs read-only queries on the connection.
+    /// Like [`Store::write`], for a transaction whose loss in a power cut costs nothing: a
+    /// cache that is fetched again, or a step taken before any money moves or anything is sent
+    /// (opening a sale). It is committed without waiting for the disk (`synchronous=NORMAL`,
+    /// which in WAL mode keeps the database consistent); the next ordinary write, which does
+    /// wait, makes it durable too. Anything a customer paid for, or that precedes a call to the
+    /// outside, goes through [`Store::write`].
+    pub fn write_without_sync<T, E>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        if self.is_read_only() {
+            return Err(StoreError::ReadOnly.into());
+        }
+        let mut conn = self.lock();
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(StoreError::from)?;
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
+            let tx = Tx { tx };
+            let out = f(&tx)?;
+            tx.tx.commit().map_err(StoreError::from)?;
+            Ok(out)
+        })();
+        conn.pragma_update(None, "synchronous", "FULL").map_err(StoreError::from)?;
+        result
+    }
+
+    /// Runs read-only queries. Beside a writable store they run on a reader connection of their
+    /// own (kept for the next read), so they see every committed write and never wait for a
+    /// commit that is still reaching the disk.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let conn = self.lock();
-        f(&conn)
+        if !self.writable {
+            return f(&self.lock());
+        }
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let reader = match pooled {
+            Some(c) => c,
+            None => self.open_reader()?,
+        };
+        let out = f(&reader);
+        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < MAX_READERS {
+            pool.push(reader);
+        }
+        out
+    }
+
+    fn open_reader(&self) -> Result<Connection, StoreError> {
+        let c = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        c.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(c)
     }
 
     /// SQLite's own consistency check; `Ok(())` when it answers "ok".

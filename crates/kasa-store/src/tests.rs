@@ -121,7 +121,7 @@ fn messages_waiting_from_an_older_kasa_move_to_the_device_lanes() {
     }
     // As an older Kasa left it: version 2, lanes without the prefix.
     let c = rusqlite::Connection::open(&path).unwrap();
-    c.execute_batch("UPDATE outbox SET lane = substr(lane, 8); DROP INDEX outbox_lane_sale; PRAGMA user_version = 2;")
+    c.execute_batch("UPDATE outbox SET lane = substr(lane, 8); DROP INDEX outbox_sale; PRAGMA user_version = 2;")
         .unwrap();
     let old: Vec<String> = c
         .prepare("SELECT lane FROM outbox ORDER BY id")
@@ -136,6 +136,14 @@ fn messages_waiting_from_an_older_kasa_move_to_the_device_lanes() {
     let lanes: Vec<String> = store.outbox_of_sale("S1").unwrap().into_iter().map(|r| r.lane).collect();
     assert_eq!(lanes, ["device:printer", "device:terminal"]);
     assert_eq!(lanes[1], Op::CardSale { amount: Money::new(1, Currency::TRY) }.lane());
+    let plan: String = store
+        .read(|c| {
+            Ok(c.query_row("EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE sale_id = 'S1' ORDER BY id", [], |r| {
+                r.get(3)
+            })?)
+        })
+        .unwrap();
+    assert!(plan.contains("outbox_sale"), "a sale's messages are found by index, not by scanning: {plan}");
 }
 
 #[test]
@@ -262,7 +270,9 @@ fn journal_on_disk_is_append_only_and_verifiable() {
     assert_eq!(store.journal_page(2, 2).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
 
     // The triggers refuse edits through Kasa's own connection.
-    let err = store.read(|c| Ok(c.execute("UPDATE journal SET data = '{}' WHERE seq = 2", [])?));
+    let err = store.write(|tx| -> Result<usize, StoreError> {
+        Ok(tx.conn().execute("UPDATE journal SET data = '{}' WHERE seq = 2", [])?)
+    });
     assert!(err.unwrap_err().to_string().contains("append-only"));
     drop(store);
 

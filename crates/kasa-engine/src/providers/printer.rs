@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use kasa_core::PaymentKind;
-use kasa_print::escpos::Setup;
+use kasa_print::escpos::{Renderer, Setup};
 use kasa_print::{Model, Slip};
 use kasa_store::OutboxRow;
 
@@ -16,7 +16,8 @@ use crate::{ApiError, Config, Engine, ErrorCode};
 #[derive(Debug, Clone)]
 pub(crate) struct PrinterSetup {
     pub(crate) target: kasa_print::driver::Target,
-    pub(crate) setup: Setup,
+    /// The printer's commands, built once.
+    pub(crate) renderer: Renderer,
     pub(crate) width: kasa_print::Width,
 }
 
@@ -34,8 +35,8 @@ pub(crate) fn setup(config: &Config) -> Result<Option<PrinterSetup>, ApiError> {
         .ok_or_else(|| ApiError::new(ErrorCode::Setup, format!("unknown printer model {}", p.model)))?;
     let mut setup = Setup::new(model, p.code_page);
     setup.page_number_override = p.page_number;
-    setup.page_number().map_err(|e| ApiError::new(ErrorCode::Setup, e.to_string()))?;
-    Ok(Some(PrinterSetup { target, setup, width: p.width }))
+    let renderer = Renderer::new(&setup).map_err(|e| ApiError::new(ErrorCode::Setup, e.to_string()))?;
+    Ok(Some(PrinterSetup { target, renderer, width: p.width }))
 }
 
 /// Delivers one print operation: the slip of a sale, a copy, or a refund slip.
@@ -73,11 +74,10 @@ async fn print(engine: &Engine, row: &OutboxRow, copy: bool, refund: Option<&str
         Ok(s) => s,
         Err(e) => return Delivery::Park { reason: e.to_string(), event: None },
     };
-    let mut setup = printer.setup;
     // The drawer opens for cash taken or given back, never for a copy.
-    setup.open_drawer = cash && !copy && engine.inner.config.printer.open_drawer_on_cash;
+    let drawer = cash && !copy && engine.inner.config.printer.open_drawer_on_cash;
     let blocks = kasa_print::layout::layout(&slip, printer.width);
-    let bytes = match kasa_print::escpos::render(&blocks, &setup) {
+    let bytes = match printer.renderer.render(&blocks, drawer) {
         Ok(b) => b,
         Err(e) => return Delivery::Park { reason: e.to_string(), event: None },
     };
