@@ -9,9 +9,16 @@ use kasa_core::{Currency, Money, ShopItem};
 use kasa_print::{CodePage, StoreInfo, Width};
 use serde::{Deserialize, Serialize};
 
+pub use crate::providers::Systems;
+pub use crate::providers::mobilepay::MobilePayConfig;
+pub use crate::providers::settle::SettleConfig;
+
 /// Everything Kasa needs to run.
+///
+/// Unknown keys are refused: at the top level by [`Config::parse`] (the optional systems'
+/// sections are flattened in, which serde can't combine with `deny_unknown_fields`), inside every
+/// section by the section's type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where the database lives.
     pub data_dir: PathBuf,
@@ -22,12 +29,10 @@ pub struct Config {
     pub tokenx: TokenxConfig,
     /// Finix card terminal.
     pub finix: FinixConfig,
-    /// MobilePay, when the store takes it.
-    #[serde(default)]
-    pub mobilepay: Option<MobilePayConfig>,
-    /// Settle, when the store takes it.
-    #[serde(default)]
-    pub settle: Option<SettleConfig>,
+    /// The systems a store may use or not (`[mobilepay]`, `[settle]`, …), each section defined
+    /// by its provider.
+    #[serde(flatten)]
+    pub systems: Systems,
     /// Receipt printer.
     #[serde(default)]
     pub printer: PrinterConfig,
@@ -106,45 +111,6 @@ pub struct FinixConfig {
     pub merchant_id: String,
     /// The card terminal at this register.
     pub device_id: String,
-}
-
-/// MobilePay settings. The access token is the keyring entry `mobilepay.access_token`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MobilePayConfig {
-    /// Base URL of the PoS API.
-    pub base_url: String,
-    /// The merchant's bio code.
-    pub bio_code: String,
-    /// This register's terminal id at MobilePay.
-    pub terminal_id: String,
-}
-
-/// Settle settings. The API secret is the keyring entry `settle.secret`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SettleConfig {
-    /// Base URL of the merchant API (e.g. `https://api.settle.eu/`).
-    pub base_url: String,
-    /// Merchant id.
-    pub merchant_id: String,
-    /// API user.
-    pub api_user: String,
-    /// This register's `pos_id`.
-    pub pos_id: String,
-    /// The merchant's shortlink id (the QR codes point at it).
-    pub shortlink_id: String,
-    /// Where Kasa listens for Settle's scan callbacks (`host:port`; port 0 picks one).
-    #[serde(default = "default_callback_listen")]
-    pub callback_listen: String,
-    /// The address Settle posts scans to, when it differs from the listening address (a
-    /// public URL relayed to it).
-    #[serde(default)]
-    pub callback_url: Option<String>,
-}
-
-fn default_callback_listen() -> String {
-    "127.0.0.1:0".into()
 }
 
 /// Where and how slips are printed.
@@ -240,6 +206,11 @@ fn yes() -> bool {
     true
 }
 
+/// Checks that `url` is a base URL Kasa may call.
+pub(crate) fn check_url(url: &str) -> Result<(), ConfigError> {
+    kasa_connect::base_url(url).map(|_| ()).map_err(|e| ConfigError::Invalid(e.to_string()))
+}
+
 /// Why a configuration can't be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -274,29 +245,29 @@ impl Config {
 
     /// Parses and checks configuration text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let c: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
+        let parse = |message: String| ConfigError::Parse { path: origin.to_string(), message };
+        let table: toml::Table = toml::from_str(text).map_err(|e| parse(e.to_string()))?;
+        let known = Config::KEYS.iter().chain(Systems::KEYS);
+        if let Some(key) = table.keys().find(|k| !known.clone().any(|known| known == k)) {
+            let expected: Vec<String> = known.map(|k| format!("`{k}`")).collect();
+            return Err(parse(format!("unknown field `{key}`, expected one of {}", expected.join(", "))));
+        }
+        let c: Config = toml::from_str(text).map_err(|e| parse(e.to_string()))?;
         c.check()?;
         Ok(c)
     }
 
+    /// The top-level keys of [`Config`] itself (the optional systems add [`Systems::KEYS`]).
+    const KEYS: &[&str] =
+        &["data_dir", "currency", "tokenx", "finix", "printer", "store", "catalog", "sync_interval_ms", "outbox"];
+
     /// Checks values the types can't.
     pub fn check(&self) -> Result<(), ConfigError> {
         self.currency()?;
-        let mut urls = vec![&self.tokenx.base_url, &self.finix.base_url];
-        urls.extend(self.mobilepay.as_ref().map(|m| &m.base_url));
-        urls.extend(self.settle.as_ref().map(|s| &s.base_url));
-        for url in urls {
-            kasa_connect::base_url(url).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        for url in [&self.tokenx.base_url, &self.finix.base_url] {
+            check_url(url)?;
         }
-        if let Some(s) = &self.settle
-            && s.callback_listen.parse::<std::net::SocketAddr>().is_err()
-        {
-            return Err(ConfigError::Invalid(format!(
-                "settle.callback_listen '{}' is not host:port (e.g. 127.0.0.1:8085)",
-                s.callback_listen
-            )));
-        }
+        self.systems.check()?;
         if self.tokenx.terminal_id.trim().is_empty() {
             return Err(ConfigError::Invalid("tokenx.terminal_id is empty".into()));
         }
@@ -367,8 +338,7 @@ impl Config {
     pub fn local(data_dir: PathBuf, tokenx_url: &str, finix_url: &str, printer_addr: Option<String>) -> Config {
         Config {
             data_dir,
-            mobilepay: None,
-            settle: None,
+            systems: Systems::default(),
             currency: default_currency(),
             tokenx: TokenxConfig {
                 base_url: tokenx_url.to_string(),
@@ -393,33 +363,17 @@ impl Config {
         }
     }
 
-    /// Adds the sandbox's demo MobilePay and Settle identities at these URLs.
-    pub fn with_local_apps(mut self, mobilepay_url: Option<&str>, settle_url: Option<&str>) -> Config {
-        self.mobilepay = mobilepay_url.map(|u| MobilePayConfig {
-            base_url: u.to_string(),
-            bio_code: "KASA-BIO-0001".into(),
-            terminal_id: "KASA-LANE-1".into(),
-        });
-        self.settle = settle_url.map(|u| SettleConfig {
-            base_url: u.to_string(),
-            merchant_id: "kasademo".into(),
-            api_user: "kasa-pos".into(),
-            pos_id: "kasa-register-1".into(),
-            shortlink_id: "kAsA7d".into(),
-            callback_listen: default_callback_listen(),
-            callback_url: None,
-        });
+    /// Adds the optional systems with the sandbox's demo identities; `url` gives the address of
+    /// each system's sandbox by its section name (`"mobilepay"`, `"settle"`, …), or `None` to
+    /// leave that system out.
+    pub fn with_local_systems(mut self, url: impl Fn(&str) -> Option<String>) -> Config {
+        self.systems = Systems::local(url);
         self
     }
 
     /// The secrets of the sandbox's demo identities.
     pub fn local_secrets() -> crate::MemoryCredentials {
-        crate::MemoryCredentials::with(&[
-            (crate::credentials::TOKENX_CLIENT_SECRET, "demo-secret"),
-            (crate::credentials::FINIX_PASSWORD, "demo-finix-password"),
-            (crate::credentials::MOBILEPAY_ACCESS_TOKEN, "mp-demo-access-token"),
-            (crate::credentials::SETTLE_SECRET, "demo-settle-secret"),
-        ])
+        crate::MemoryCredentials::with(crate::providers::LOCAL_SECRETS)
     }
 
     /// A small demo catalog of market articles.
@@ -484,5 +438,33 @@ vat_percent = 10
         assert!(err(&GOOD.replace("address = \"192.168.1.50:9100\"\n", "")).contains("needs printer.address"));
         assert!(err(&GOOD.replace("price = \"12.50\"", "price = \"12,50\"")).contains("catalog item 1"));
         assert!(err("data_dir = 3").contains("kasa.toml"));
+        assert!(err(&format!("{GOOD}\n[mobilepay]\nbase_url = \"https://x.example\"\nbio_code = \"B\"\nterminal_id = \"T\"\ntoken = \"t\"\n")).contains("unknown field `token`"));
+        assert!(
+            err(&format!(
+                "{GOOD}\n[mobilepay]\nbase_url = \"http://mp.example\"\nbio_code = \"B\"\nterminal_id = \"T\"\n"
+            ))
+            .contains("use https://")
+        );
+        assert!(err(&format!("{GOOD}\n[fiskal]\nx = 1\n")).contains("unknown field `fiskal`, expected one of"));
+    }
+
+    #[test]
+    fn the_optional_systems_are_sections_of_their_own() {
+        let text = format!(
+            "{GOOD}\n[mobilepay]\nbase_url = \"https://api.mobilepay.dk\"\nbio_code = \"B1\"\nterminal_id = \"LANE-1\"\n\
+             [settle]\nbase_url = \"https://api.settle.eu/\"\nmerchant_id = \"m\"\napi_user = \"u\"\npos_id = \"p\"\nshortlink_id = \"s\"\n"
+        );
+        let c = Config::parse(&text, "kasa.toml").unwrap();
+        assert_eq!(c.systems.mobilepay.as_ref().unwrap().terminal_id, "LANE-1");
+        assert_eq!(c.systems.settle.as_ref().unwrap().callback_listen, "127.0.0.1:0");
+        // What Kasa writes it reads back, and the key lists name every section it writes.
+        let written = toml::to_string(&c).unwrap();
+        assert_eq!(Config::parse(&written, "written").unwrap(), c);
+        let table: toml::Table = toml::from_str(&written).unwrap();
+        let mut keys: Vec<&str> = table.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut known: Vec<&str> = Config::KEYS.iter().chain(Systems::KEYS).copied().collect();
+        known.sort_unstable();
+        assert_eq!(keys, known);
     }
 }

@@ -1,24 +1,19 @@
 //! Secrets: one interface, backed by the OS keyring in production and by memory in demo mode.
 //!
-//! Names are `tokenx.client_secret`, `finix.password`, `mobilepay.access_token` and
-//! `settle.secret` (the last two only when those methods are configured). Secrets never go to the database,
-//! the configuration file or the logs.
+//! Each provider names its own entries (`tokenx.client_secret`, `finix.password`,
+//! `mobilepay.access_token`, `settle.secret`, …; see [`names`]); those of a system the store
+//! doesn't use need not be set. Secrets never go to the database, the configuration file or the
+//! logs.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use kasa_connect::Secret;
 
-/// The secrets Kasa uses.
-pub const NAMES: &[&str] = &[TOKENX_CLIENT_SECRET, FINIX_PASSWORD, MOBILEPAY_ACCESS_TOKEN, SETTLE_SECRET];
-/// Token X OAuth client secret.
-pub const TOKENX_CLIENT_SECRET: &str = "tokenx.client_secret";
-/// Finix API password.
-pub const FINIX_PASSWORD: &str = "finix.password";
-/// MobilePay long-lived access token.
-pub const MOBILEPAY_ACCESS_TOKEN: &str = "mobilepay.access_token";
-/// Settle API secret.
-pub const SETTLE_SECRET: &str = "settle.secret";
+/// The names of the secrets Kasa uses, one or more per system.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    crate::providers::LOCAL_SECRETS.iter().map(|(name, _)| *name)
+}
 
 /// Why a secret could not be read or stored.
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +22,7 @@ pub enum CredentialError {
     #[error("secret '{0}' is not set; set it with: kasa secrets set {0}  (the value is read from standard input)")]
     Missing(String),
     /// Not a name Kasa uses.
-    #[error(
-        "'{0}' is not a secret Kasa uses; known names: tokenx.client_secret, finix.password, mobilepay.access_token, settle.secret"
-    )]
+    #[error("'{0}' is not a secret Kasa uses; known names: {known}", known = names().collect::<Vec<_>>().join(", "))]
     UnknownName(String),
     /// The keyring can't be used.
     #[error(
@@ -47,7 +40,7 @@ pub trait Credentials: Send + Sync {
 }
 
 fn check_name(name: &str) -> Result<(), CredentialError> {
-    if NAMES.contains(&name) { Ok(()) } else { Err(CredentialError::UnknownName(name.to_string())) }
+    if names().any(|n| n == name) { Ok(()) } else { Err(CredentialError::UnknownName(name.to_string())) }
 }
 
 /// Secrets in the OS keyring (Secret Service, Windows Credential Manager, Keychain), under the

@@ -26,7 +26,7 @@ pub async fn start(data_dir: PathBuf, mut sandbox: SandboxConfig) -> Result<Demo
         .await
         .map_err(|e| ApiError::new(ErrorCode::Setup, format!("the demo sandbox could not start: {e}")))?;
     let config = Config::local(data_dir, &sandbox.tokenx_url(), &sandbox.finix_url(), Some(sandbox.printer_addr()))
-        .with_local_apps(Some(&sandbox.mobilepay_url()), Some(&sandbox.settle_url()));
+        .with_local_systems(|name| sandbox.url(name));
     let engine = Engine::start_with(config, &Config::local_secrets(), true).await?;
     Ok(Demo { sandbox, engine })
 }
@@ -97,7 +97,8 @@ pub async fn play_customer(engine: &Engine, sandbox: &Sandbox, action: CustomerA
             if action == CustomerAction::Scan {
                 return Err(fail("MobilePay has nothing to scan here: approve, reject or let it expire.".into()));
             }
-            let terminal = engine.config().mobilepay.as_ref().map(|m| m.terminal_id.clone()).unwrap_or_default();
+            let terminal =
+                engine.config().systems.mobilepay.as_ref().map(|m| m.terminal_id.clone()).unwrap_or_default();
             let payment = sandbox
                 .mobilepay
                 .active_payment(&terminal)

@@ -30,7 +30,7 @@ pub mod inspect;
 pub mod logging;
 pub mod manager;
 pub mod owner;
-mod providers;
+pub mod providers;
 mod recovery;
 mod sale;
 mod slips;

@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use kasa_core::{
-    Basket, IdSource, MethodKind, Money, OrderStatus, OrderSummary, PayMethod, PumpOrder, Sale, SaleEvent, SaleId,
-    SaleState, ShopItem,
+    Basket, IdSource, Money, OrderStatus, OrderSummary, PayMethod, PumpOrder, Sale, SaleEvent, SaleId, SaleState,
+    ShopItem,
 };
 use kasa_store::StoreError;
 
 use crate::failpoint::failpoint;
-use crate::providers::{finix, mobilepay, settle};
+use crate::providers;
 use crate::{ApiError, Engine, EngineEvent, ErrorCode, SaleView, StepError, UuidIds, connect_error, dto, now, persist};
 
 impl Engine {
@@ -164,12 +164,7 @@ impl Engine {
             (Some(a), SaleState::Paying) => a.clone(),
             _ => return Err(ApiError::new(ErrorCode::InvalidState, "There is no payment under way to cancel.")),
         };
-        match attempt.method.kind() {
-            MethodKind::Card => finix::cancel(self).await,
-            MethodKind::Settle => settle::cancel(self, &attempt).await,
-            MethodKind::MobilePay => mobilepay::cancel(self, attempt.reference.as_deref().unwrap_or_default()).await,
-            MethodKind::Cash => Err(ApiError::new(ErrorCode::InvalidState, "A cash payment has nothing to cancel.")),
-        }
+        providers::cancel(self, &attempt).await
     }
 
     /// Abandons an open sale. A partly paid one is voided by a manager ([`Engine::void_sale`]).
@@ -301,15 +296,7 @@ impl Engine {
         let slip = sale.state.is_paid().then(|| self.slip_text(sale)).flatten();
         let mut view = SaleView::new(sale, slip);
         if let (Some(a), Some(v)) = (&sale.attempt, &mut view.attempt) {
-            v.qr = match a.method.kind() {
-                MethodKind::Settle => a
-                    .reference
-                    .as_deref()
-                    .zip(self.inner.providers.settle.as_ref())
-                    .map(|(pos_tid, settle)| settle.qr_url(pos_tid)),
-                MethodKind::MobilePay => mobilepay::terminal_qr(self),
-                _ => None,
-            };
+            v.qr = providers::qr(self, a);
             v.qr_svg = v.qr.as_deref().and_then(dto::qr_svg);
         }
         view

@@ -56,23 +56,10 @@ impl Engine {
         }
     }
 
-    /// The payment methods this register offers now: cash always; the card while the terminal
-    /// reports an open connection; MobilePay when set up; Settle once its callback is registered.
+    /// The payment methods this register offers now (see [`crate::providers::methods`]).
     pub fn methods(&self) -> Vec<MethodKind> {
-        let card = self.inner.live.lock().unwrap_or_else(|e| e.into_inner()).terminal_problem.is_none();
-        let providers = &self.inner.providers;
-        let mut m = Vec::new();
-        if card {
-            m.push(MethodKind::Card);
-        }
-        m.push(MethodKind::Cash);
-        if providers.mobilepay.is_some() {
-            m.push(MethodKind::MobilePay);
-        }
-        if providers.settle.as_ref().is_some_and(|s| s.is_ready()) {
-            m.push(MethodKind::Settle);
-        }
-        m
+        let connected = self.inner.live.lock().unwrap_or_else(|e| e.into_inner()).terminal_problem.is_none();
+        crate::providers::methods(self, connected)
     }
 
     /// Changes what the register knows of itself; the screens hear of it only if it changed.

@@ -160,4 +160,16 @@ impl Sandbox {
     pub fn printer_addr(&self) -> String {
         self.printer.addr.to_string()
     }
+
+    /// The base URL of a service by the name of its section in Kasa's configuration
+    /// (`tokenx`, `finix`, `mobilepay`, `settle`), or `None` for a name it doesn't serve.
+    pub fn url(&self, name: &str) -> Option<String> {
+        match name {
+            "tokenx" => Some(self.tokenx_url()),
+            "finix" => Some(self.finix_url()),
+            "mobilepay" => Some(self.mobilepay_url()),
+            "settle" => Some(self.settle_url()),
+            _ => None,
+        }
+    }
 }

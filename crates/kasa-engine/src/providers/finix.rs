@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kasa_connect::ConnectError;
-use kasa_connect::finix::{CardPresentDetails, Device, Transfer};
+use kasa_connect::finix::{CardPresentDetails, Device, FinixClient, FinixSettings, Transfer};
 use kasa_core::op::{Op, Queued};
 use kasa_core::{CardSlip, IdSource, Money, OpKind, Payment, PaymentKind, SaleEvent, SaleState};
 use kasa_store::{OutboxRow, Tx};
@@ -22,7 +22,29 @@ use time::OffsetDateTime;
 use crate::delivery::{
     Delivery, LockChange, approved, declined, done, elapsed_since, refund_outcome, reported_currency, retry, unresolved,
 };
-use crate::{ApiError, Engine, ErrorCode, StepError, UuidIds, connect_error, now};
+use crate::{ApiError, Config, Credentials, Engine, ErrorCode, StepError, UuidIds, connect_error, now};
+
+/// The keyring entry of the API password.
+pub const PASSWORD: &str = "finix.password";
+
+/// The Finix client of a configuration, with its password from `credentials`.
+pub(crate) fn client(
+    config: &Config,
+    credentials: &dyn Credentials,
+    http: &kasa_connect::HttpClient,
+) -> Result<FinixClient, ApiError> {
+    let setup = |e: String| ApiError::new(ErrorCode::Setup, e);
+    Ok(FinixClient::new(
+        http.clone(),
+        FinixSettings {
+            base_url: kasa_connect::base_url(&config.finix.base_url).map_err(|e| setup(e.to_string()))?,
+            username: config.finix.username.clone(),
+            password: credentials.get(PASSWORD).map_err(|e| setup(e.to_string()))?,
+            timeout: Duration::from_secs(10),
+            sale_timeout: Duration::from_secs(200),
+        },
+    ))
+}
 
 /// Delivers one Finix operation.
 pub(crate) async fn deliver(engine: &Engine, row: &OutboxRow) -> Delivery {

@@ -19,7 +19,36 @@ use kasa_store::{OutboxRow, Tx};
 use time::OffsetDateTime;
 
 use crate::delivery::{Delivery, approved, declined, not_configured, refund_outcome, retry, unresolved};
-use crate::{ApiError, Config, Credentials, Engine, ErrorCode, StepError, UuidIds, connect_error, credentials};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, check_url};
+use crate::{ApiError, Config, Credentials, Engine, ErrorCode, StepError, UuidIds, connect_error};
+
+/// The keyring entry of the long-lived access token.
+pub const ACCESS_TOKEN: &str = "mobilepay.access_token";
+
+/// The `[mobilepay]` section. The access token is the keyring entry [`ACCESS_TOKEN`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MobilePayConfig {
+    /// Base URL of the PoS API.
+    pub base_url: String,
+    /// The merchant's bio code.
+    pub bio_code: String,
+    /// This register's terminal id at MobilePay.
+    pub terminal_id: String,
+}
+
+impl MobilePayConfig {
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        check_url(&self.base_url)
+    }
+
+    /// The sandbox's demo merchant at `base_url`.
+    pub(crate) fn local(base_url: String) -> MobilePayConfig {
+        MobilePayConfig { base_url, bio_code: "KASA-BIO-0001".into(), terminal_id: "KASA-LANE-1".into() }
+    }
+}
 
 /// The register's MobilePay point of sale.
 #[derive(Debug)]
@@ -38,14 +67,14 @@ impl MobilePay {
         credentials: &dyn Credentials,
         http: &kasa_connect::HttpClient,
     ) -> Result<Option<MobilePay>, ApiError> {
-        let Some(m) = &config.mobilepay else { return Ok(None) };
+        let Some(m) = &config.systems.mobilepay else { return Ok(None) };
         let setup = |e: String| ApiError::new(ErrorCode::Setup, e);
         let client = MobilePayClient::new(
             http.clone(),
             MobilePaySettings {
                 base_url: kasa_connect::base_url(&m.base_url).map_err(|e| setup(e.to_string()))?,
                 bio_code: m.bio_code.clone(),
-                access_token: credentials.get(credentials::MOBILEPAY_ACCESS_TOKEN).map_err(|e| setup(e.to_string()))?,
+                access_token: credentials.get(ACCESS_TOKEN).map_err(|e| setup(e.to_string()))?,
                 terminal_id: m.terminal_id.clone(),
                 pos_id: None,
                 timeout: std::time::Duration::from_secs(10),

@@ -12,20 +12,63 @@
 //! keeps its own state (a MobilePay PoS remembers payment ids, Settle its scan board), which a
 //! common trait would only blur.
 
-pub(crate) mod finix;
-pub(crate) mod mobilepay;
+pub mod finix;
+pub mod mobilepay;
 pub(crate) mod printer;
-pub(crate) mod settle;
-pub(crate) mod tokenx;
+pub mod settle;
+pub mod tokenx;
 
-use kasa_connect::finix::{FinixClient, FinixSettings};
+use kasa_connect::finix::FinixClient;
 use kasa_connect::tokenx::TokenxClient;
 use kasa_core::op::System;
+use kasa_core::{Attempt, MethodKind};
 use kasa_store::{OutboxRow, Tx};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::config::ConfigError;
 use crate::delivery::Delivery;
-use crate::{ApiError, Config, Credentials, Engine, ErrorCode, StepError, credentials};
+use crate::{ApiError, Config, Credentials, Engine, ErrorCode, StepError};
+
+/// The configuration sections of the systems a store may use or not, flattened into
+/// [`Config`]: each is a top-level section of the file (`[mobilepay]`, `[settle]`), defined by
+/// its provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Systems {
+    /// MobilePay, when the store takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mobilepay: Option<mobilepay::MobilePayConfig>,
+    /// Settle, when the store takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle: Option<settle::SettleConfig>,
+}
+
+impl Systems {
+    /// The top-level keys these sections take in the configuration file.
+    pub(crate) const KEYS: &[&str] = &["mobilepay", "settle"];
+
+    /// Checks every section present.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        self.mobilepay.as_ref().map_or(Ok(()), |m| m.check())?;
+        self.settle.as_ref().map_or(Ok(()), |s| s.check())
+    }
+
+    /// Every system with the sandbox's demo identity, at the address `url` gives for its key.
+    pub(crate) fn local(url: impl Fn(&str) -> Option<String>) -> Systems {
+        Systems {
+            mobilepay: url("mobilepay").map(mobilepay::MobilePayConfig::local),
+            settle: url("settle").map(settle::SettleConfig::local),
+        }
+    }
+}
+
+/// The keyring entries of every system, with the secret each has in the sandbox.
+pub(crate) const LOCAL_SECRETS: &[(&str, &str)] = &[
+    (tokenx::CLIENT_SECRET, "demo-secret"),
+    (finix::PASSWORD, "demo-finix-password"),
+    (mobilepay::ACCESS_TOKEN, "mp-demo-access-token"),
+    (settle::SECRET, "demo-settle-secret"),
+];
 
 /// Every system this register is set up to use.
 #[derive(Debug)]
@@ -46,20 +89,9 @@ impl Providers {
     /// Builds every provider the configuration names, with its secrets from `credentials`.
     pub(crate) fn build(config: &Config, credentials: &dyn Credentials) -> Result<Providers, ApiError> {
         let http = kasa_connect::http_client();
-        let setup = |e: String| ApiError::new(ErrorCode::Setup, e);
-        let finix = FinixClient::new(
-            http.clone(),
-            FinixSettings {
-                base_url: kasa_connect::base_url(&config.finix.base_url).map_err(|e| setup(e.to_string()))?,
-                username: config.finix.username.clone(),
-                password: credentials.get(credentials::FINIX_PASSWORD).map_err(|e| setup(e.to_string()))?,
-                timeout: std::time::Duration::from_secs(10),
-                sale_timeout: std::time::Duration::from_secs(200),
-            },
-        );
         Ok(Providers {
             tokenx: tokenx::client_with(http.clone(), config, credentials)?,
-            finix,
+            finix: finix::client(config, credentials, &http)?,
             mobilepay: mobilepay::MobilePay::build(config, credentials, &http)?,
             settle: settle::Settle::build(config, credentials, &http)?,
             printer: printer::setup(config)?,
@@ -86,6 +118,47 @@ pub(crate) async fn deliver(engine: &Engine, row: &OutboxRow) -> Delivery {
         System::MobilePay => mobilepay::deliver(engine, row).await,
         System::Settle => settle::deliver(engine, row).await,
         System::Printer => printer::deliver(engine, row).await,
+    }
+}
+
+/// The payment methods this register offers now: cash always; the card while the terminal
+/// reports an open connection; MobilePay when set up; Settle once its callback is registered.
+pub(crate) fn methods(engine: &Engine, terminal_connected: bool) -> Vec<MethodKind> {
+    let providers = &engine.inner.providers;
+    let mut m = Vec::new();
+    if terminal_connected {
+        m.push(MethodKind::Card);
+    }
+    m.push(MethodKind::Cash);
+    if providers.mobilepay.is_some() {
+        m.push(MethodKind::MobilePay);
+    }
+    if providers.settle.as_ref().is_some_and(|s| s.is_ready()) {
+        m.push(MethodKind::Settle);
+    }
+    m
+}
+
+/// Asks the provider of the payment under way to cancel it.
+pub(crate) async fn cancel(engine: &Engine, attempt: &Attempt) -> Result<(), ApiError> {
+    match attempt.method.kind() {
+        MethodKind::Card => finix::cancel(engine).await,
+        MethodKind::Settle => settle::cancel(engine, attempt).await,
+        MethodKind::MobilePay => mobilepay::cancel(engine, attempt.reference.as_deref().unwrap_or_default()).await,
+        MethodKind::Cash => Err(ApiError::new(ErrorCode::InvalidState, "A cash payment has nothing to cancel.")),
+    }
+}
+
+/// The QR code the customer scans for the payment under way, if its method shows one.
+pub(crate) fn qr(engine: &Engine, attempt: &Attempt) -> Option<String> {
+    match attempt.method.kind() {
+        MethodKind::Settle => attempt
+            .reference
+            .as_deref()
+            .zip(engine.inner.providers.settle.as_ref())
+            .map(|(pos_tid, settle)| settle.qr_url(pos_tid)),
+        MethodKind::MobilePay => mobilepay::terminal_qr(engine),
+        MethodKind::Card | MethodKind::Cash => None,
     }
 }
 

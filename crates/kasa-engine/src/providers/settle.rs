@@ -20,12 +20,70 @@ use kasa_core::{Attempt, Money, OpKind, Payment, PaymentKind, SaleEvent, SaleSta
 use kasa_store::{OutboxRow, Tx};
 use time::OffsetDateTime;
 
+use crate::config::{ConfigError, check_url};
 use crate::delivery::{
     Delivery, approved, declined, not_configured, outcome as done, refund_outcome, reported_currency, retry, unresolved,
 };
 use crate::dispatch::apply_outcome;
-use crate::{ApiError, Config, Credentials, Engine, ErrorCode, StepError, connect_error, credentials};
+use crate::{ApiError, Config, Credentials, Engine, ErrorCode, StepError, connect_error};
 use scans::{ScanBoard, ScanSignal};
+use serde::{Deserialize, Serialize};
+
+/// The keyring entry of the API secret.
+pub const SECRET: &str = "settle.secret";
+
+/// The `[settle]` section. The API secret is the keyring entry [`SECRET`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettleConfig {
+    /// Base URL of the merchant API (e.g. `https://api.settle.eu/`).
+    pub base_url: String,
+    /// Merchant id.
+    pub merchant_id: String,
+    /// API user.
+    pub api_user: String,
+    /// This register's `pos_id`.
+    pub pos_id: String,
+    /// The merchant's shortlink id (the QR codes point at it).
+    pub shortlink_id: String,
+    /// Where Kasa listens for Settle's scan callbacks (`host:port`; port 0 picks one).
+    #[serde(default = "default_callback_listen")]
+    pub callback_listen: String,
+    /// The address Settle posts scans to, when it differs from the listening address (a
+    /// public URL relayed to it).
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+fn default_callback_listen() -> String {
+    "127.0.0.1:0".into()
+}
+
+impl SettleConfig {
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        check_url(&self.base_url)?;
+        if self.callback_listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "settle.callback_listen '{}' is not host:port (e.g. 127.0.0.1:8085)",
+                self.callback_listen
+            )));
+        }
+        Ok(())
+    }
+
+    /// The sandbox's demo merchant at `base_url`.
+    pub(crate) fn local(base_url: String) -> SettleConfig {
+        SettleConfig {
+            base_url,
+            merchant_id: "kasademo".into(),
+            api_user: "kasa-pos".into(),
+            pos_id: "kasa-register-1".into(),
+            shortlink_id: "kAsA7d".into(),
+            callback_listen: default_callback_listen(),
+            callback_url: None,
+        }
+    }
+}
 
 /// The register's Settle merchant, and where it hears of scans.
 #[derive(Debug)]
@@ -43,7 +101,7 @@ impl Settle {
         credentials: &dyn Credentials,
         http: &kasa_connect::HttpClient,
     ) -> Result<Option<Settle>, ApiError> {
-        let Some(c) = &config.settle else { return Ok(None) };
+        let Some(c) = &config.systems.settle else { return Ok(None) };
         let setup = |e: String| ApiError::new(ErrorCode::Setup, e);
         let client = SettleClient::new(
             http.clone(),
@@ -51,7 +109,7 @@ impl Settle {
                 base_url: kasa_connect::base_url(&c.base_url).map_err(|e| setup(e.to_string()))?,
                 merchant_id: c.merchant_id.clone(),
                 api_user: c.api_user.clone(),
-                secret: credentials.get(credentials::SETTLE_SECRET).map_err(|e| setup(e.to_string()))?,
+                secret: credentials.get(SECRET).map_err(|e| setup(e.to_string()))?,
                 pos_id: c.pos_id.clone(),
                 shortlink_id: c.shortlink_id.clone(),
                 timeout: Duration::from_secs(10),
@@ -73,7 +131,7 @@ impl Settle {
 
 /// Starts the callback server and points the shortlink at it (retried until Settle answers).
 pub(crate) async fn start(engine: &Engine) -> Result<Vec<tokio::task::JoinHandle<()>>, ApiError> {
-    let (Some(settle), Some(c)) = (&engine.inner.providers.settle, &engine.inner.config.settle) else {
+    let (Some(settle), Some(c)) = (&engine.inner.providers.settle, &engine.inner.config.systems.settle) else {
         return Ok(Vec::new());
     };
     let (addr, server) = scans::serve(&c.callback_listen, settle.scans.clone(), engine.inner.shutdown.subscribe())

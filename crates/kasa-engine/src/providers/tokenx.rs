@@ -18,7 +18,10 @@ use time::OffsetDateTime;
 
 use crate::delivery::{Delivery, LockChange, done, elapsed_since, retry};
 use crate::dispatch::apply_outcome;
-use crate::{ApiError, Config, Credentials, Engine, EngineEvent, ErrorCode, StepError, UuidIds, credentials, now};
+use crate::{ApiError, Config, Credentials, Engine, EngineEvent, ErrorCode, StepError, UuidIds, now};
+
+/// The keyring entry of the OAuth client secret.
+pub const CLIENT_SECRET: &str = "tokenx.client_secret";
 
 /// A lock operation gives up after this many attempts or this long after it was queued, so a
 /// cashier is told "offline" instead of waiting.
@@ -36,7 +39,7 @@ pub(crate) fn client_with(
     credentials: &dyn Credentials,
 ) -> Result<TokenxClient, ApiError> {
     let setup = |e: String| ApiError::new(ErrorCode::Setup, e);
-    let client_secret: Secret = credentials.get(credentials::TOKENX_CLIENT_SECRET).map_err(|e| setup(e.to_string()))?;
+    let client_secret: Secret = credentials.get(CLIENT_SECRET).map_err(|e| setup(e.to_string()))?;
     Ok(TokenxClient::new(
         http,
         TokenxSettings {

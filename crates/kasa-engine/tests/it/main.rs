@@ -42,7 +42,7 @@ pub async fn harness_with(tune: impl FnOnce(&mut SandboxConfig)) -> Harness {
 pub async fn register(sandbox: &Sandbox, dir: &std::path::Path, tune: impl FnOnce(&mut Config)) -> Engine {
     let mut config =
         Config::local(dir.to_path_buf(), &sandbox.tokenx_url(), &sandbox.finix_url(), Some(sandbox.printer_addr()))
-            .with_local_apps(Some(&sandbox.mobilepay_url()), Some(&sandbox.settle_url()));
+            .with_local_systems(|name| sandbox.url(name));
     config.sync_interval_ms = 100;
     tune(&mut config);
     Engine::start(config, &Config::local_secrets()).await.expect("engine")
