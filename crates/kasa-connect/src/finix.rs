@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::transport::Method;
 use kasa_core::Money;
-use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -198,13 +198,13 @@ pub struct FinixSettings {
 /// The Finix client.
 #[derive(Debug)]
 pub struct FinixClient {
-    http: reqwest::Client,
+    http: crate::HttpClient,
     settings: FinixSettings,
 }
 
 impl FinixClient {
     /// A client.
-    pub fn new(http: reqwest::Client, settings: FinixSettings) -> FinixClient {
+    pub fn new(http: crate::HttpClient, settings: FinixSettings) -> FinixClient {
         FinixClient { http, settings }
     }
 
@@ -225,19 +225,18 @@ impl FinixClient {
             .http
             .request(method, url)
             .timeout(timeout)
-            .basic_auth(&self.settings.username, Some(self.settings.password.expose()))
+            .basic_auth(&self.settings.username, self.settings.password.expose())
             .header("Finix-Version", VERSION)
             .header("Accept", "application/hal+json")
             .query(query);
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.map_err(|e| ConnectError::from_reqwest(SYSTEM, e))?;
+        let resp = req.send(SYSTEM).await?;
         let bytes = crate::answer(SYSTEM, resp, |b| {
             let first = serde_json::from_slice::<wire::Envelope>(b).ok()?.embedded?.errors.into_iter().next()?;
             Some((first.code, first.message))
-        })
-        .await?;
+        })?;
         crate::from_json(SYSTEM, &bytes)
     }
 

@@ -10,10 +10,11 @@ pub mod finix;
 pub mod mobilepay;
 pub mod settle;
 pub mod tokenx;
+pub mod transport;
 
-use std::time::Duration;
+use std::sync::Arc;
 
-pub use reqwest::{Client as HttpClient, Url};
+pub use transport::{HttpClient, ReqwestTransport, Transport, Url};
 
 /// A secret value (password, client secret) that never shows in logs or debug output.
 #[derive(Clone, PartialEq, Eq)]
@@ -118,25 +119,9 @@ impl ConnectError {
             _ => None,
         }
     }
-
-    /// Classifies a transport failure. The URL's query string is left out of the text, since
-    /// some APIs carry credentials there.
-    fn from_reqwest(system: &'static str, mut e: reqwest::Error) -> ConnectError {
-        if let Some(url) = e.url_mut() {
-            url.set_query(None);
-        }
-        let detail = error_chain(&e);
-        if e.is_connect() {
-            ConnectError::NotSent { system, detail }
-        } else if e.is_decode() {
-            ConnectError::BadAnswer { system, detail }
-        } else {
-            ConnectError::NoAnswer { system, detail }
-        }
-    }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(cause) = src {
@@ -150,15 +135,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// Reads an answer: the body of a success, or a [`ConnectError::Status`] with the API's error
 /// code and message as `error` reads them from the body (or the start of the body when it
 /// reads nothing).
-pub(crate) async fn answer(
+pub(crate) fn answer(
     system: &'static str,
-    resp: reqwest::Response,
+    resp: transport::Response,
     error: fn(&[u8]) -> Option<(String, String)>,
 ) -> Result<Vec<u8>, ConnectError> {
     let status = resp.status();
-    let bytes = resp.bytes().await.map_err(|e| ConnectError::from_reqwest(system, e))?;
+    let bytes = resp.into_body();
     if status.is_success() {
-        return Ok(bytes.to_vec());
+        return Ok(bytes);
     }
     let (code, message) = error(&bytes)
         .unwrap_or_else(|| ("HTTP_ERROR".to_string(), String::from_utf8_lossy(&bytes).chars().take(200).collect()));
@@ -201,13 +186,7 @@ pub fn base_url(text: &str) -> Result<Url, ConnectError> {
     Ok(url)
 }
 
-/// The shared HTTP client: rustls, connect timeout, no proxy lookups.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .pool_idle_timeout(Duration::from_secs(30))
-        .user_agent(concat!("kasa/", env!("CARGO_PKG_VERSION")))
-        .no_proxy()
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+/// The register's HTTP client: reqwest over rustls (see [`ReqwestTransport`]).
+pub fn http_client() -> HttpClient {
+    HttpClient::new(Arc::new(ReqwestTransport::new()))
 }

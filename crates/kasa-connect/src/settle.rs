@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
+use crate::transport::Method;
 use kasa_core::Money;
-use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -212,13 +212,13 @@ pub struct SettleSettings {
 /// The Settle client.
 #[derive(Debug)]
 pub struct SettleClient {
-    http: reqwest::Client,
+    http: crate::HttpClient,
     settings: SettleSettings,
 }
 
 impl SettleClient {
     /// A client.
-    pub fn new(http: reqwest::Client, settings: SettleSettings) -> SettleClient {
+    pub fn new(http: crate::HttpClient, settings: SettleSettings) -> SettleClient {
         SettleClient { http, settings }
     }
 
@@ -248,11 +248,10 @@ impl SettleClient {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.map_err(|e| ConnectError::from_reqwest(SYSTEM, e))?;
+        let resp = req.send(SYSTEM).await?;
         let bytes = crate::answer(SYSTEM, resp, |b| {
             serde_json::from_slice::<wire::Error>(b).ok().map(|e| (e.error_code, e.error_description))
-        })
-        .await?;
+        })?;
         // Actions answer 204 with no body.
         if bytes.is_empty() { Ok(None) } else { crate::from_json(SYSTEM, &bytes).map(Some) }
     }

@@ -4,11 +4,13 @@
 //! is made in one place. The client fetches an access token with client credentials, keeps it
 //! until shortly before it expires, and on a `401` fetches a new one once and repeats the call.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use tokio::time::Instant;
+
+use crate::transport::{Method, StatusCode};
 use kasa_core::payment::{ReportedMethod, ReportedPayment};
 use kasa_core::{Currency, Litres, LockInfo, Money, OrderStatus, OrderSummary, PumpOrder, ReceiptInfo};
-use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
@@ -204,7 +206,7 @@ pub struct Lock {
 /// The Token X client.
 #[derive(Debug)]
 pub struct TokenxClient {
-    http: reqwest::Client,
+    http: crate::HttpClient,
     settings: TokenxSettings,
     token: Mutex<Option<(String, Instant)>>,
 }
@@ -305,7 +307,7 @@ fn method_name(m: ReportedMethod) -> &'static str {
 
 impl TokenxClient {
     /// A client; no call is made until the first request.
-    pub fn new(http: reqwest::Client, settings: TokenxSettings) -> TokenxClient {
+    pub fn new(http: crate::HttpClient, settings: TokenxSettings) -> TokenxClient {
         TokenxClient { http, settings, token: Mutex::new(None) }
     }
 
@@ -331,15 +333,9 @@ impl TokenxClient {
             ("client_id", self.settings.client_id.as_str()),
             ("client_secret", self.settings.client_secret.expose()),
         ];
-        let resp = self
-            .http
-            .post(self.url(paths::TOKEN)?)
-            .timeout(self.settings.timeout)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| ConnectError::from_reqwest(SYSTEM, e))?;
-        let t: wire::Token = read(resp).await?;
+        let resp =
+            self.http.post(self.url(paths::TOKEN)?).timeout(self.settings.timeout).form(&form).send(SYSTEM).await?;
+        let t: wire::Token = read(resp)?;
         // Renew a little early so a token never expires between check and use.
         let life =
             Duration::from_secs(t.expires_in).saturating_sub(Duration::from_secs(30)).max(Duration::from_secs(1));
@@ -367,12 +363,12 @@ impl TokenxClient {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let resp = req.send().await.map_err(|e| ConnectError::from_reqwest(SYSTEM, e))?;
+            let resp = req.send(SYSTEM).await?;
             if resp.status() == StatusCode::UNAUTHORIZED && !fresh {
                 fresh = true;
                 continue;
             }
-            return read(resp).await;
+            return read(resp);
         }
     }
 
@@ -458,9 +454,8 @@ fn encode(segment: &str) -> String {
     out
 }
 
-async fn read<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ConnectError> {
+fn read<T: DeserializeOwned>(resp: crate::transport::Response) -> Result<T, ConnectError> {
     let bytes =
-        crate::answer(SYSTEM, resp, |b| serde_json::from_slice::<wire::Error>(b).ok().map(|e| (e.code, e.message)))
-            .await?;
+        crate::answer(SYSTEM, resp, |b| serde_json::from_slice::<wire::Error>(b).ok().map(|e| (e.code, e.message)))?;
     crate::from_json(SYSTEM, &bytes)
 }

@@ -10,8 +10,6 @@ use kasa_connect::ConnectError;
 use kasa_core::{Currency, Money, Payment, SaleEvent};
 use time::OffsetDateTime;
 
-use crate::now;
-
 /// What changed about a lock this register may hold.
 #[derive(Debug)]
 pub(crate) enum LockChange {
@@ -55,8 +53,9 @@ pub(crate) fn not_configured(what: &str) -> Delivery {
     Delivery::Park { reason: format!("{what} is not configured on this register"), event: None }
 }
 
-pub(crate) fn elapsed_since(at: OffsetDateTime) -> Duration {
-    Duration::try_from(now() - at).unwrap_or(Duration::ZERO)
+/// How long ago `at` was, by the register's clock.
+pub(crate) fn elapsed_since(engine: &crate::Engine, at: OffsetDateTime) -> Duration {
+    Duration::try_from(engine.now() - at).unwrap_or(Duration::ZERO)
 }
 
 /// The payment's outcome could not be found out: the operation is parked for the manager and

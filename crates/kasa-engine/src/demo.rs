@@ -27,7 +27,7 @@ pub async fn start(data_dir: PathBuf, mut sandbox: SandboxConfig) -> Result<Demo
         .map_err(|e| ApiError::new(ErrorCode::Setup, format!("the demo sandbox could not start: {e}")))?;
     let config = Config::local(data_dir, &sandbox.tokenx_url(), &sandbox.finix_url(), Some(sandbox.printer_addr()))
         .with_local_systems(|name| sandbox.url(name));
-    let engine = Engine::start_with(config, &Config::local_secrets(), true).await?;
+    let engine = Engine::start_with(config, &Config::local_secrets(), crate::Env::system(), true).await?;
     Ok(Demo { sandbox, engine })
 }
 

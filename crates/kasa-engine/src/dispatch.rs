@@ -14,7 +14,6 @@ use std::time::Duration;
 use kasa_core::journal::JournalRecord;
 use kasa_core::{OpKind, Sale, SaleEvent};
 use kasa_store::{OutboxRow, Tx};
-use rand::Rng;
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
 
@@ -22,7 +21,7 @@ use crate::config::OutboxConfig;
 use crate::deliver;
 use crate::delivery::{Delivery, LockChange};
 use crate::failpoint::failpoint;
-use crate::{Engine, StepError, UuidIds, now, persist};
+use crate::{Engine, Env, StepError, persist};
 
 /// Delay before attempt `attempts + 1`: exponential from a per-kind base, capped, with full
 /// jitter between half and all of the delay, so registers coming back online together don't
@@ -120,12 +119,12 @@ pub(crate) async fn run(engine: Engine) {
         let room = (max_in_flight.saturating_sub(in_flight.len()) + max_in_flight).saturating_sub(ready.len());
         let busy_list: Vec<String> = busy.iter().cloned().collect();
         let tuning2 = tuning.clone();
+        let (env, at) = (engine.env().clone(), engine.now());
         let count = recorded && counted.is_none_or(|t| t.elapsed() >= COUNT_EVERY);
         let idle_before = in_flight.is_empty() && ready.is_empty();
         let pass = engine
             .db(move |s| {
-                let at = now();
-                let (changed, record_failed) = match record(s, batch, at, &tuning2) {
+                let (changed, record_failed) = match record(s, batch, at, &tuning2, &env) {
                     Ok(c) => (c, None),
                     Err(e) => (Vec::new(), Some(e.to_string())),
                 };
@@ -180,17 +179,18 @@ pub(crate) async fn run(engine: Engine) {
         }
         let wait = match pass.next_due_ms {
             Some(due_ms) => {
-                let now_ms = (now().unix_timestamp_nanos() / 1_000_000) as i64;
+                let now_ms = (engine.now().unix_timestamp_nanos() / 1_000_000) as i64;
                 // A due message whose lane is busy waits for that lane's delivery to finish.
                 if due_ms > now_ms { Duration::from_millis((due_ms - now_ms) as u64) } else { Duration::from_secs(1) }
             }
             None => Duration::from_secs(5),
         };
         tokio::select! {
+            biased;
+            _ = shutdown.changed() => {}
             Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => finished.push(done),
             _ = engine.inner.dispatch_kick.notified() => {}
             _ = tokio::time::sleep(wait.min(Duration::from_secs(5))) => {}
-            _ = shutdown.changed() => {}
         }
     }
     in_flight.shutdown().await;
@@ -203,16 +203,16 @@ fn record(
     batch: Vec<(OutboxRow, Delivery)>,
     at: OffsetDateTime,
     tuning: &OutboxConfig,
+    env: &Env,
 ) -> Result<Vec<Sale>, StepError> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
-    let mut rng = rand::rng();
     let relaxed = batch.iter().all(redoable);
     let apply = |tx: &Tx<'_>| -> Result<Vec<Sale>, StepError> {
         let mut changed = Vec::new();
         for (row, delivery) in batch {
-            if let Some(sale) = record_one(tx, row, delivery, at, tuning, rng.random())? {
+            if let Some(sale) = record_one(tx, row, delivery, at, tuning, env)? {
                 changed.push(sale);
             }
         }
@@ -240,7 +240,7 @@ fn record_one(
     delivery: Delivery,
     at: OffsetDateTime,
     tuning: &OutboxConfig,
-    jitter: f64,
+    env: &Env,
 ) -> Result<Option<Sale>, StepError> {
     let (event, lock) = match delivery {
         Delivery::Done { event, lock } => {
@@ -248,7 +248,7 @@ fn record_one(
             (event, lock)
         }
         Delivery::Retry { error, maybe_applied } => {
-            let delay = backoff(tuning, row.op.kind(), row.attempts, jitter);
+            let delay = backoff(tuning, row.op.kind(), row.attempts, env.random());
             let next = at + time::Duration::try_from(delay).unwrap_or(time::Duration::SECOND);
             tx.outbox_retry_at(row.id, &error, next, maybe_applied)?;
             return Ok(None);
@@ -270,7 +270,7 @@ fn record_one(
         LockChange::Gone { order_id } => tx.lock_gone(&order_id)?,
     }
     match (event, row.sale_id.as_deref()) {
-        (Some(event), Some(sale_id)) => apply_outcome(tx, sale_id, event, at),
+        (Some(event), Some(sale_id)) => apply_outcome(tx, sale_id, event, at, env),
         _ => Ok(None),
     }
 }
@@ -282,9 +282,10 @@ pub(crate) fn apply_outcome(
     sale_id: &str,
     event: SaleEvent,
     at: OffsetDateTime,
+    env: &Env,
 ) -> Result<Option<Sale>, StepError> {
     let mut sale = tx.sale(sale_id)?;
-    match sale.handle(event.clone(), at, &mut UuidIds) {
+    match sale.handle(event.clone(), at, &mut env.ids()) {
         Ok(t) => {
             persist(tx, &sale, &t, at)?;
             Ok(Some(sale))

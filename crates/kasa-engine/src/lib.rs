@@ -25,6 +25,7 @@ mod delivery;
 pub mod demo;
 mod dispatch;
 pub mod dto;
+pub mod env;
 pub mod failpoint;
 pub mod inspect;
 pub mod logging;
@@ -43,7 +44,7 @@ use std::sync::{Arc, Mutex};
 
 use kasa_connect::ConnectError;
 use kasa_core::op::Op;
-use kasa_core::{IdSource, Sale, SaleError, ShopItem, Transition};
+use kasa_core::{Sale, SaleError, ShopItem, Transition};
 use kasa_store::{Store, StoreError, Tx};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, broadcast, watch};
@@ -53,20 +54,7 @@ pub use credentials::{CredentialError, Credentials, KeyringCredentials, MemoryCr
 pub use dto::{ApiError, CatalogEntry, EngineEvent, ErrorCode, SaleView, StatusView};
 pub use kasa_store::{OutboxRow, QueueCounts};
 
-/// Fresh identifiers for idempotency keys and sale ids: random UUIDs.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct UuidIds;
-
-impl IdSource for UuidIds {
-    fn next_id(&mut self) -> String {
-        uuid::Uuid::new_v4().to_string()
-    }
-}
-
-/// Current UTC time; the one place the engine reads the clock.
-pub(crate) fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
-}
+pub use env::{Clock, Env};
 
 /// What the register knows of itself while it runs, for the status bar.
 #[derive(Debug, Default)]
@@ -96,6 +84,10 @@ struct Inner {
     pin_guard: Mutex<manager::PinGuard>,
     demo: bool,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The register's time, identifiers, chance, network and threads.
+    env: Env,
+    /// Services the register runs for the outside (the Settle callback), stopped when dropped.
+    listening: Mutex<Vec<Box<dyn Send + Sync>>>,
     /// This register's hold on its data directory, for as long as it runs.
     owner: Mutex<Option<owner::DirLock>>,
 }
@@ -179,8 +171,22 @@ impl Engine {
         for t in tasks {
             let _ = t.await;
         }
+        self.inner.listening.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.inner.store.seal();
         self.inner.owner.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Stops the register where it stands, as a power cut or a killed process would: every task
+    /// is dropped at the point it waits (a request in flight is abandoned, though the server may
+    /// still apply it), nothing more is written, and the data directory is let go once the
+    /// last handle on this engine is dropped. What was committed stays; start-up recovery
+    /// resolves the rest. For the simulation's crashes.
+    pub fn halt(&self) {
+        self.inner.store.seal();
+        for t in self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            t.abort();
+        }
+        self.inner.listening.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Events for screens.
@@ -203,9 +209,30 @@ impl Engine {
         f: impl FnOnce(&Store) -> Result<T, StepError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let store = self.inner.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
+        self.inner
+            .env
+            .blocking(move || f(&store))
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, format!("database task failed: {e}")))?
             .map_err(ApiError::from)
+    }
+
+    /// The current UTC time, by the register's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.inner.env.now()
+    }
+
+    /// The register's surroundings.
+    pub(crate) fn env(&self) -> &Env {
+        &self.inner.env
+    }
+
+    /// Runs `work` as one of the register's tasks: stopped by [`Engine::shutdown`] (after
+    /// it is told) and by [`Engine::halt`] (at once).
+    pub(crate) fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let task = tokio::spawn(work);
+        let mut tasks = self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
     }
 }

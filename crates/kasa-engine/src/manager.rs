@@ -4,7 +4,9 @@
 //! manager PIN and leaves a journal entry with the reason. Five wrong PINs in a row close the
 //! area for a minute.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
@@ -15,7 +17,7 @@ use kasa_store::{OutboxRow, OutboxState, StoreError};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::{ApiError, Engine, ErrorCode, StepError, now};
+use crate::{ApiError, Engine, ErrorCode, StepError};
 
 const PIN_KEY: &str = "manager_pin";
 const MAX_FAILURES: u32 = 5;
@@ -91,7 +93,7 @@ fn hash_pin(pin: &str) -> Result<String, ApiError> {
 
 impl Engine {
     pub(crate) async fn journal_manager_action(&self, kind: &str, data: serde_json::Value) -> Result<(), ApiError> {
-        let at = now();
+        let at = self.now();
         let rec = JournalRecord { sale_id: None, kind: kind.to_string(), data };
         self.db(move |s| Ok(s.write(|tx| tx.append_journal(&rec, at))?)).await.map(|_| ())
     }
@@ -111,7 +113,7 @@ impl Engine {
             self.check_pin(current).await?;
         }
         let hash = hash_pin(new_pin)?;
-        let at = now();
+        let at = self.now();
         self.db(move |s| {
             s.write(|tx| -> Result<(), StoreError> {
                 tx.set_setting(PIN_KEY, &hash)?;
@@ -139,13 +141,15 @@ impl Engine {
             ApiError::new(ErrorCode::Setup, "No manager PIN is set: set one with `kasa manager set-pin`.")
         })?;
         let pin = pin.to_string();
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&stored)
-                .map(|h| Argon2::default().verify_password(pin.as_bytes(), &h).is_ok())
-                .unwrap_or(false)
-        })
-        .await
-        .unwrap_or(false);
+        let ok = self
+            .env()
+            .blocking(move || {
+                PasswordHash::new(&stored)
+                    .map(|h| Argon2::default().verify_password(pin.as_bytes(), &h).is_ok())
+                    .unwrap_or(false)
+            })
+            .await
+            .unwrap_or(false);
         let mut guard = self.inner.pin_guard.lock().unwrap_or_else(|e| e.into_inner());
         if ok {
             *guard = PinGuard::default();
@@ -183,7 +187,7 @@ impl Engine {
             }
             None => false,
         };
-        let at = now();
+        let at = self.now();
         self.db(move |s| {
             s.write(|tx| -> Result<(), StepError> {
                 let row = tx.outbox_row(id)?;
@@ -228,7 +232,8 @@ impl Engine {
             return Err(ApiError::new(ErrorCode::BadInput, "Say why the message is discarded."));
         }
         self.check_pin(pin).await?;
-        let at = now();
+        let at = self.now();
+        let env = self.env().clone();
         let reason = reason.trim().to_string();
         self.db(move |s| {
             s.write(|tx| -> Result<(), StepError> {
@@ -261,7 +266,7 @@ impl Engine {
                         code: "DISCARDED".into(),
                         message: format!("A manager discarded the unresolved payment ({reason}); nothing is counted for it."),
                     };
-                    crate::dispatch::apply_outcome(tx, sale_id, event, at)?;
+                    crate::dispatch::apply_outcome(tx, sale_id, event, at, &env)?;
                 }
                 Ok(())
             })

@@ -33,9 +33,9 @@ pub(crate) fn short(id: &str) -> &str {
 
 /// Resolves unfinished work, provider by provider; returns what was done, for the cashier, and
 /// journals it.
-pub(crate) fn recover(tx: &Tx<'_>, at: OffsetDateTime) -> Result<Vec<String>, StepError> {
+pub(crate) fn recover(tx: &Tx<'_>, at: OffsetDateTime, env: &crate::Env) -> Result<Vec<String>, StepError> {
     let mut told = Vec::new();
-    providers::recover(tx, at, &mut told)?;
+    providers::recover(tx, at, env, &mut told)?;
     if !told.is_empty() {
         let rec =
             JournalRecord { sale_id: None, kind: "recovery".into(), data: serde_json::json!({ "actions": told }) };

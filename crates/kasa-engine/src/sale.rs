@@ -5,14 +5,13 @@
 use std::time::Duration;
 
 use kasa_core::{
-    Basket, IdSource, Money, OrderStatus, OrderSummary, PayMethod, PumpOrder, Sale, SaleEvent, SaleId, SaleState,
-    ShopItem,
+    Basket, Money, OrderStatus, OrderSummary, PayMethod, PumpOrder, Sale, SaleEvent, SaleId, SaleState, ShopItem,
 };
 use kasa_store::StoreError;
 
 use crate::failpoint::failpoint;
 use crate::providers;
-use crate::{ApiError, Engine, EngineEvent, ErrorCode, SaleView, StepError, UuidIds, connect_error, dto, now, persist};
+use crate::{ApiError, Engine, EngineEvent, ErrorCode, SaleView, StepError, connect_error, dto, persist};
 
 impl Engine {
     /// Cached orders, newest first (shown even offline).
@@ -24,7 +23,7 @@ impl Engine {
     pub async fn fetch_orders(&self) -> Result<Vec<OrderSummary>, ApiError> {
         let mut list = self.inner.providers.tokenx.summary().await.map_err(|e| connect_error(&e))?;
         list.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.order_id.cmp(&b.order_id)));
-        let at = now();
+        let at = self.now();
         let stored = list.clone();
         // A cache of the cloud's list: it need not wait for the disk.
         self.db(move |s| Ok(s.write_without_sync(|tx| tx.upsert_order_summaries(&stored, at))?)).await?;
@@ -58,7 +57,7 @@ impl Engine {
         }
         let order = match self.inner.providers.tokenx.order(order_id).await {
             Ok(o) => {
-                let at = now();
+                let at = self.now();
                 let o2 = o.clone();
                 self.db(move |s| Ok(s.write_without_sync(|tx| tx.put_order(&o2, at))?)).await?;
                 o
@@ -104,8 +103,8 @@ impl Engine {
     }
 
     pub(crate) async fn open_sale(&self, basket: Basket) -> Result<SaleView, ApiError> {
-        let at = now();
-        let sale = Sale::new(SaleId(UuidIds.next_id()), basket, at);
+        let at = self.now();
+        let sale = Sale::new(SaleId(self.env().next_id()), basket, at);
         let s2 = sale.clone();
         // Nothing is paid or sent yet: the sale's first step with money (pay) waits for the disk,
         // and takes this one with it.
@@ -266,13 +265,14 @@ impl Engine {
         check: impl FnOnce(&Sale) -> Result<(), ApiError> + Send + 'static,
     ) -> Result<Sale, ApiError> {
         let id = sale_id.to_string();
-        let at = now();
+        let at = self.now();
+        let env = self.env().clone();
         let (sale, queued) = self
             .db(move |s| {
                 s.write(|tx| -> Result<(Sale, bool), StepError> {
                     let mut sale = tx.sale(&id)?;
                     check(&sale).map_err(StepError::Api)?;
-                    let t = sale.handle(event, at, &mut UuidIds)?;
+                    let t = sale.handle(event, at, &mut env.ids())?;
                     persist(tx, &sale, &t, at)?;
                     failpoint!("step.before_commit");
                     Ok((sale, !t.ops.is_empty()))

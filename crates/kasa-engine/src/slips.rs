@@ -1,18 +1,17 @@
 //! Slips and the printer as the register's API: reprints, the slip as PDF or as a picture, the
 //! printer's status, the drawer.
 
-use kasa_core::IdSource;
 use kasa_core::Sale;
 use kasa_core::journal::JournalRecord;
 use kasa_core::op::{Op, Queued};
 use kasa_print::Slip;
 
-use crate::{ApiError, Config, Engine, ErrorCode, StepError, UuidIds, now};
+use crate::{ApiError, Config, Engine, ErrorCode, StepError};
 
 impl Engine {
     /// The paper is back (or the cover closed): print what waits for the printer now.
     pub async fn retry_printer(&self) -> Result<(), ApiError> {
-        let at = now();
+        let at = self.now();
         self.db(move |s| Ok(s.write(|tx| tx.outbox_due_now(&Op::PrintSlip { copy: false, refund: None }.lane(), at))?))
             .await?;
         self.inner.dispatch_kick.notify_one();
@@ -23,7 +22,9 @@ impl Engine {
     /// status requests or no printer is set up.
     pub async fn printer_status(&self) -> Result<Option<kasa_print::driver::PrinterStatus>, ApiError> {
         let Some(p) = self.inner.providers.printer.clone() else { return Ok(None) };
-        let result = tokio::task::spawn_blocking(move || kasa_print::driver::status(&p.target, Default::default()))
+        let result = self
+            .env()
+            .blocking(move || kasa_print::driver::status(&p.target, Default::default()))
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         match result {
@@ -38,13 +39,15 @@ impl Engine {
         let p = self.inner.providers.printer.clone().ok_or_else(|| {
             ApiError::new(ErrorCode::Setup, "No printer is set up: the drawer hangs off the printer.")
         })?;
-        let sent = tokio::task::spawn_blocking(move || {
-            kasa_print::driver::send(&p.target, &kasa_print::escpos::drawer_only(), Default::default())
-        })
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        let sent = self
+            .env()
+            .blocking(move || {
+                kasa_print::driver::send(&p.target, &kasa_print::escpos::drawer_only(), Default::default())
+            })
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         sent.map_err(|e| ApiError::new(ErrorCode::Offline, e.to_string()))?;
-        let at = now();
+        let at = self.now();
         self.db(move |s| {
             let rec = JournalRecord { sale_id: None, kind: "drawer_opened".into(), data: serde_json::json!({}) };
             Ok(s.write(|tx| tx.append_journal(&rec, at))?)
@@ -74,13 +77,14 @@ impl Engine {
         let dir = self.inner.config.data_dir.join("slips");
         let path = dir.join(format!("{sale_id}.pdf"));
         let p2 = path.clone();
-        tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)?;
-            std::fs::write(&p2, pdf)
-        })
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-        .map_err(|e| ApiError::new(ErrorCode::Setup, format!("cannot write {}: {e}", path.display())))?;
+        self.env()
+            .blocking(move || {
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(&p2, pdf)
+            })
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+            .map_err(|e| ApiError::new(ErrorCode::Setup, format!("cannot write {}: {e}", path.display())))?;
         Ok(path)
     }
 
@@ -102,14 +106,15 @@ impl Engine {
     /// Queues a copy of the slip of a paid sale.
     pub async fn reprint(&self, sale_id: &str) -> Result<(), ApiError> {
         let id = sale_id.to_string();
-        let at = now();
+        let at = self.now();
+        let key = self.env().next_id();
         self.db(move |s| {
             s.write(|tx| -> Result<(), StepError> {
                 let sale = tx.sale(&id)?;
                 if !sale.state.is_paid() {
                     return Err(StepError::Api(ApiError::new(ErrorCode::InvalidState, "Only a paid sale has a slip.")));
                 }
-                let q = Queued { key: UuidIds.next_id(), op: Op::PrintSlip { copy: true, refund: None } };
+                let q = Queued { key, op: Op::PrintSlip { copy: true, refund: None } };
                 tx.enqueue(Some(&id), &q, at)?;
                 let rec = JournalRecord {
                     sale_id: Some(id.clone()),

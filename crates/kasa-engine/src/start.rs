@@ -8,7 +8,7 @@ use kasa_store::Store;
 use tokio::sync::{Notify, broadcast, watch};
 
 use crate::providers::{self, Providers};
-use crate::{ApiError, Config, Credentials, Engine, ErrorCode, Inner, Live, dispatch, now, owner, recovery, sync};
+use crate::{ApiError, Config, Credentials, Engine, Env, ErrorCode, Inner, Live, dispatch, owner, recovery, sync};
 
 fn setup(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::Setup, e.to_string())
@@ -18,19 +18,26 @@ impl Engine {
     /// Starts the register: takes its data directory, opens the database, builds the clients,
     /// resolves what a crash left, and starts the dispatcher and order sync.
     pub async fn start(config: Config, credentials: &dyn Credentials) -> Result<Engine, ApiError> {
-        Engine::start_with(config, credentials, false).await
+        Engine::start_in(config, credentials, Env::system()).await
+    }
+
+    /// Starts the register in the surroundings `env` (the simulation's clock, network and
+    /// seed; [`Engine::start`] is this with [`Env::system`]).
+    pub async fn start_in(config: Config, credentials: &dyn Credentials, env: Env) -> Result<Engine, ApiError> {
+        Engine::start_with(config, credentials, env, false).await
     }
 
     pub(crate) async fn start_with(
         config: Config,
         credentials: &dyn Credentials,
+        env: Env,
         demo: bool,
     ) -> Result<Engine, ApiError> {
         config.check().map_err(setup)?;
-        let providers = Providers::build(&config, credentials)?;
+        let providers = Providers::build(&config, credentials, &env)?;
         let catalog = config.shop_items().map_err(setup)?;
-        let dir_lock = take_data_dir(&config).await?;
-        let store = open_store(&config).await?;
+        let dir_lock = take_data_dir(&config, &env).await?;
+        let store = open_store(&config, &env).await?;
         let orders_listed_at = store.orders_listed_at()?;
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -47,6 +54,8 @@ impl Engine {
                 pin_guard: Mutex::new(crate::manager::PinGuard::default()),
                 demo,
                 tasks: Mutex::new(Vec::new()),
+                env,
+                listening: Mutex::new(Vec::new()),
                 owner: Mutex::new(Some(dir_lock)),
             }),
         };
@@ -58,8 +67,9 @@ impl Engine {
     /// Resolves unfinished work before anything is sent, and keeps what was done for the
     /// cashier.
     async fn recover(&self) -> Result<(), ApiError> {
-        let at = now();
-        let recovered = self.db(move |s| s.write(|tx| recovery::recover(tx, at))).await?;
+        let at = self.now();
+        let env = self.env().clone();
+        let recovered = self.db(move |s| s.write(|tx| recovery::recover(tx, at, &env))).await?;
         for line in &recovered {
             tracing::warn!("recovery: {line}");
         }
@@ -70,24 +80,23 @@ impl Engine {
 
     /// Starts the providers' work, the dispatcher and order sync.
     async fn spawn_background(&self) -> Result<(), ApiError> {
-        let mut tasks = providers::start(self).await?;
-        tasks.push(tokio::spawn(dispatch::run(self.clone())));
-        tasks.push(tokio::spawn(sync::run(self.clone())));
-        self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).extend(tasks);
+        providers::start(self).await?;
+        self.spawn(dispatch::run(self.clone()));
+        self.spawn(sync::run(self.clone()));
         Ok(())
     }
 }
 
 /// One writer per data directory: nothing after this runs unless this register holds it.
-async fn take_data_dir(config: &Config) -> Result<owner::DirLock, ApiError> {
+async fn take_data_dir(config: &Config, env: &Env) -> Result<owner::DirLock, ApiError> {
     let dir = config.data_dir.clone();
-    tokio::task::spawn_blocking(move || owner::DirLock::acquire(&dir)).await.map_err(setup)?.map_err(|e| match e {
+    env.blocking(move || owner::DirLock::acquire(&dir)).await.map_err(setup)?.map_err(|e| match e {
         owner::LockError::Taken { .. } => ApiError::new(ErrorCode::RegisterRunning, e.to_string()),
         other => setup(other),
     })
 }
 
-async fn open_store(config: &Config) -> Result<Store, ApiError> {
+async fn open_store(config: &Config, env: &Env) -> Result<Store, ApiError> {
     let path = config.database_path();
-    tokio::task::spawn_blocking(move || Store::open(&path)).await.map_err(setup)?.map_err(setup)
+    env.blocking(move || Store::open(&path)).await.map_err(setup)?.map_err(setup)
 }

@@ -8,7 +8,7 @@ use kasa_core::MethodKind;
 use kasa_core::journal::Verification;
 use kasa_store::QueueCounts;
 
-use crate::{ApiError, Engine, EngineEvent, Live, StatusView, now};
+use crate::{ApiError, Engine, EngineEvent, Live, StatusView};
 
 impl Engine {
     /// Connectivity, queue and printer state.
@@ -18,7 +18,7 @@ impl Engine {
         StatusView {
             online: live.online,
             offline_reason: live.offline_reason.clone(),
-            orders_age_secs: live.orders_listed_at.map(|t| (now() - t).whole_seconds().max(0) as u64),
+            orders_age_secs: live.orders_listed_at.map(|t| (self.now() - t).whole_seconds().max(0) as u64),
             queue_pending: live.queue.pending,
             queue_parked: live.queue.parked,
             sales_attention: live.queue.attention,
@@ -87,8 +87,8 @@ impl Engine {
         if reconnected {
             // Back online: what waited for the cloud goes now rather than at its next backoff.
             let engine = self.clone();
-            tokio::spawn(async move {
-                let at = now();
+            self.spawn(async move {
+                let at = engine.now();
                 let _ = engine.db(move |s| Ok(s.write(|tx| tx.outbox_due_now("order:", at))?)).await;
                 engine.inner.dispatch_kick.notify_one();
             });

@@ -4,7 +4,9 @@
 //! now and then checks the card terminal's connection. The work itself belongs to the providers.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::Engine;
 use crate::providers::{printer, tokenx};
@@ -32,10 +34,13 @@ pub(crate) async fn run(engine: Engine) {
             // Connection state is recorded by `terminal`; an unreachable Finix shows as offline.
             let _ = engine.terminal().await;
         }
+        // Biased, like every select in the engine: branches are polled in order rather than
+        // at random, so a simulation run from one seed takes the same path every time.
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = engine.inner.sync_kick.notified() => {}
+            biased;
             _ = shutdown.changed() => {}
+            _ = engine.inner.sync_kick.notified() => {}
+            _ = tokio::time::sleep(interval) => {}
         }
     }
 }

@@ -14,7 +14,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -35,6 +37,12 @@ use tower::ServiceExt;
 pub struct Faults {
     /// Added before every request is handled.
     pub latency: Duration,
+    /// Up to this much more, drawn per request, so requests sent together may be applied in
+    /// another order than they were sent.
+    pub jitter: Duration,
+    /// Probability that the request is applied twice (as when a proxy repeats it); the client
+    /// hears the answer to the first.
+    pub duplicate_rate: f64,
     /// Probability of answering `503` without applying the request.
     pub error_rate: f64,
     /// Probability of closing the connection without applying the request.
@@ -47,7 +55,15 @@ pub struct Faults {
 
 impl Default for Faults {
     fn default() -> Self {
-        Faults { latency: Duration::ZERO, error_rate: 0.0, drop_rate: 0.0, lost_response_rate: 0.0, error_status: None }
+        Faults {
+            latency: Duration::ZERO,
+            jitter: Duration::ZERO,
+            duplicate_rate: 0.0,
+            error_rate: 0.0,
+            drop_rate: 0.0,
+            lost_response_rate: 0.0,
+            error_status: None,
+        }
     }
 }
 
@@ -63,6 +79,8 @@ pub enum Fate {
     Dropped,
     /// Applied, then the connection was dropped before the response.
     ResponseLost,
+    /// A second copy of a request, applied by fault injection.
+    Duplicated,
 }
 
 /// One request as a sandbox service received it.
@@ -218,11 +236,13 @@ impl Control {
         *self.outage.borrow()
     }
 
-    fn decide(&self, method: &str, path: &str) -> (Duration, Fate, u16) {
+    fn decide(&self, method: &str, path: &str) -> Decision {
         let mut g = self.faults.lock().unwrap_or_else(|e| e.into_inner());
         let (plan, rng) = &mut *g;
         let faults = plan.for_request(method, path);
         let roll: f64 = rng.random();
+        let extra = if faults.jitter.is_zero() { Duration::ZERO } else { faults.jitter.mul_f64(rng.random::<f64>()) };
+        let duplicate = faults.duplicate_rate > 0.0 && rng.random::<f64>() < faults.duplicate_rate;
         let fate = if roll < faults.drop_rate {
             Fate::Dropped
         } else if roll < faults.drop_rate + faults.error_rate {
@@ -232,8 +252,27 @@ impl Control {
         } else {
             Fate::Answered
         };
-        (faults.latency, fate, faults.error_status.unwrap_or(503))
+        Decision { latency: faults.latency + extra, fate, error_status: faults.error_status.unwrap_or(503), duplicate }
     }
+}
+
+/// What the fault plan decided for one request.
+#[derive(Debug, Clone, Copy)]
+struct Decision {
+    latency: Duration,
+    fate: Fate,
+    error_status: u16,
+    duplicate: bool,
+}
+
+/// Why an in-process request got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswered {
+    /// The service is down (an outage): the request never arrived.
+    Refused,
+    /// The request arrived but no answer came back: dropped, its answer lost, or cut by an
+    /// outage that began while it was handled.
+    Cut,
 }
 
 /// A running service.
@@ -244,6 +283,7 @@ pub struct Served {
     /// Its controls.
     pub control: Control,
     task: tokio::task::JoinHandle<()>,
+    svc: FaultyService,
 }
 
 impl Drop for Served {
@@ -257,6 +297,30 @@ impl Served {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// Hands one request to the service in-process, exactly as one arriving over the port is
+    /// handled (faults, the record, the outage), for a deterministic simulation that runs the
+    /// whole store on one thread. Once accepted the request is carried through to the end in a
+    /// task of its own, whatever becomes of the caller.
+    pub async fn call(&self, req: Request<axum::body::Bytes>) -> Result<Response<axum::body::Bytes>, Unanswered> {
+        if self.control.is_down() {
+            return Err(Unanswered::Refused);
+        }
+        let mut outage = self.control.outage.subscribe();
+        let (parts, body) = req.into_parts();
+        let handled = tokio::spawn(self.svc.clone().handle(parts, body));
+        let resp = tokio::select! {
+            biased;
+            done = handled => match done {
+                Ok(Ok(resp)) => resp,
+                _ => return Err(Unanswered::Cut),
+            },
+            _ = outage.wait_for(|down| *down) => return Err(Unanswered::Cut),
+        };
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await.map_err(|_| Unanswered::Cut)?.to_bytes();
+        Ok(Response::from_parts(parts, bytes))
+    }
 }
 
 /// Serves `router` on a fresh loopback port.
@@ -267,8 +331,8 @@ pub async fn serve(service: &'static str, router: Router, recorder: Recorder, se
     let svc = FaultyService { service, router, recorder, control: control.clone() };
     // Subscribed before the loop runs, so an outage set at once is not missed.
     let outage = control.outage.subscribe();
-    let task = tokio::spawn(accept_loop(listener, addr, svc, control.clone(), outage));
-    Ok(Served { addr, control, task })
+    let task = tokio::spawn(accept_loop(listener, addr, svc.clone(), control.clone(), outage));
+    Ok(Served { addr, control, task, svc })
 }
 
 async fn accept_loop(
@@ -287,6 +351,7 @@ async fn accept_loop(
         match listener.take() {
             Some(l) => {
                 tokio::select! {
+                    biased;
                     accepted = l.accept() => {
                         listener = Some(l);
                         if let Ok((stream, _)) = accepted {
@@ -343,6 +408,12 @@ struct FaultyService {
     control: Control,
 }
 
+impl std::fmt::Debug for FaultyService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultyService").field("service", &self.service).finish()
+    }
+}
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl hyper::service::Service<Request<Incoming>> for FaultyService {
@@ -370,20 +441,33 @@ impl FaultyService {
     ) -> Result<Response<Body>, BoxError> {
         let this = self;
         {
-            let (latency, fate, error_status) = this.control.decide(parts.method.as_str(), parts.uri.path());
+            let Decision { latency, fate, error_status, duplicate } =
+                this.control.decide(parts.method.as_str(), parts.uri.path());
             if !latency.is_zero() {
                 tokio::time::sleep(latency).await;
+            }
+            if duplicate && fate != Fate::Dropped && !parts.uri.path().starts_with("/_sim/") {
+                // The copy is applied first and its answer thrown away; the client hears the
+                // original's.
+                let copy = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
+                let _ = route(this.router.clone(), copy).await;
+                this.recorder.push(Recorded {
+                    service: this.service,
+                    method: parts.method.to_string(),
+                    path: parts.uri.path().to_string(),
+                    query: parts.uri.query().map(str::to_string),
+                    headers: headers_of(&parts),
+                    body: String::from_utf8_lossy(&bytes).into_owned(),
+                    status: None,
+                    fate: Fate::Duplicated,
+                });
             }
             let mut rec = Recorded {
                 service: this.service,
                 method: parts.method.to_string(),
                 path: parts.uri.path().to_string(),
                 query: parts.uri.query().map(str::to_string),
-                headers: parts
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                    .collect(),
+                headers: headers_of(&parts),
                 body: String::from_utf8_lossy(&bytes).into_owned(),
                 status: None,
                 fate,
@@ -414,7 +498,7 @@ impl FaultyService {
                     this.recorder.push(rec);
                     Err("response lost by fault injection".into())
                 }
-                Fate::Answered => {
+                Fate::Answered | Fate::Duplicated => {
                     let req = Request::from_parts(parts, Body::from(bytes));
                     let resp = route(this.router, req).await;
                     rec.status = Some(resp.status().as_u16());
@@ -424,6 +508,14 @@ impl FaultyService {
             }
         }
     }
+}
+
+fn headers_of(parts: &axum::http::request::Parts) -> Vec<(String, String)> {
+    parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect()
 }
 
 async fn route(router: Router, req: Request<Body>) -> Response<Body> {

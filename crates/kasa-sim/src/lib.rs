@@ -6,6 +6,7 @@
 //! what Kasa sent through the shared [`Recorder`]. The same sandbox runs in demo mode and
 //! behind `kasa sim`.
 
+pub mod clock;
 pub mod finix;
 pub mod http;
 pub mod mobilepay;

@@ -106,7 +106,7 @@ struct Request {
     modified: OffsetDateTime,
     expires: OffsetDateTime,
     /// When outcome lookups start to see it.
-    visible_from: std::time::Instant,
+    visible_from: tokio::time::Instant,
 }
 
 struct Inner {
@@ -117,7 +117,17 @@ struct Inner {
     by_pos_tid: HashMap<String, String>,
     rng: StdRng,
     next: u64,
+    /// Delivers scan callbacks in-process instead of over TCP, when set.
+    poster: Option<CallbackPoster>,
 }
+
+/// Delivers a scan callback: `(callback_uri, JSON body)` to the merchant's answer (`Ok` for a
+/// 2xx). The sandbox posts over TCP unless a simulation plugs in one of these.
+pub type CallbackPoster = Arc<
+    dyn Fn(String, String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// The Settle sandbox's state; cheap to clone.
 #[derive(Clone)]
@@ -133,7 +143,7 @@ impl std::fmt::Debug for Settle {
 }
 
 fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
+    crate::clock::now()
 }
 
 fn stamp(t: OffsetDateTime) -> String {
@@ -167,6 +177,7 @@ impl Settle {
                 by_pos_tid: HashMap::new(),
                 rng,
                 next: 1,
+                poster: None,
             })),
             http: reqwest_free::Poster,
         }
@@ -186,6 +197,11 @@ impl Settle {
             .route("/_sim/settle/scan/{pos_tid}", post(sim_scan))
             .route("/_sim/settle/decide/{decision}", post(sim_decide))
             .with_state(self.clone())
+    }
+
+    /// Delivers scan callbacks through `poster` from now on (a simulation's in-process network).
+    pub fn set_poster(&self, poster: CallbackPoster) {
+        self.lock().poster = Some(poster);
     }
 
     /// Where scans are reported, once the merchant set it.
@@ -213,7 +229,11 @@ impl Settle {
             (g.callback_uri.clone(), token, event)
         };
         let uri = uri.ok_or("the shortlink has no callback_uri")?;
-        self.http.post_json(&uri, &event.to_string()).await?;
+        let poster = self.lock().poster.clone();
+        match poster {
+            Some(post) => post(uri, event.to_string()).await?,
+            None => self.http.post_json(&uri, &event.to_string()).await?,
+        }
         Ok(token)
     }
 
@@ -379,7 +399,7 @@ async fn create_request(State(s): State<Settle>, headers: HeaderMap, b: Bytes) -
     let tid: String =
         (0..12).map(|_| char::from(b"abcdefghijkmnpqrstuvwxyz23456789"[g.rng.random_range(0..32)])).collect();
     let at = now();
-    let visible_from = std::time::Instant::now() + g.config.lookup_lag;
+    let visible_from = tokio::time::Instant::now() + g.config.lookup_lag;
     let script = match (g.config.customer.clone(), g.config.decide) {
         (SettleCustomer::ApproveAfter(_), Some((min, max))) => {
             SettleCustomer::ApproveAfter(if max > min { g.rng.random_range(min..=max) } else { min })
@@ -483,7 +503,7 @@ async fn outcome(State(s): State<Settle>, headers: HeaderMap, Path(tid): Path<St
     authorize(&s, &headers)?;
     let seen = {
         let g = s.lock();
-        g.requests.get(&tid).filter(|r| std::time::Instant::now() >= r.visible_from).map(|r| {
+        g.requests.get(&tid).filter(|r| tokio::time::Instant::now() >= r.visible_from).map(|r| {
             let mut doc = outcome_doc(r);
             if let Some(other) = &g.config.outcome_pos_tid {
                 doc["pos_tid"] = json!(other);

@@ -145,7 +145,7 @@ impl std::fmt::Debug for Tokenx {
 }
 
 fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
+    crate::clock::now()
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {

@@ -15,8 +15,8 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::transport::Method;
 use kasa_core::{Currency, Money};
-use reqwest::Method;
 use serde::de::DeserializeOwned;
 
 use crate::{ConnectError, Secret, Url};
@@ -68,7 +68,7 @@ enum Auth {
 /// The MobilePay PoS client.
 #[derive(Debug)]
 pub struct MobilePayClient {
-    http: reqwest::Client,
+    http: crate::HttpClient,
     settings: MobilePaySettings,
     access_token: Mutex<Secret>,
     pos_id: Mutex<Option<String>>,
@@ -79,10 +79,6 @@ fn bad(detail: impl Into<String>) -> ConnectError {
 }
 
 /// A transport failure (its text leaves out the query string, which holds the access token).
-fn transport(e: reqwest::Error) -> ConnectError {
-    ConnectError::from_reqwest(SYSTEM, e)
-}
-
 fn money(amount: &serde_json::Number, currency: Currency) -> Result<Money, ConnectError> {
     Money::parse_decimal(&amount.to_string(), currency).map_err(|e| bad(e.to_string()))
 }
@@ -140,7 +136,7 @@ fn found(r: Result<wire::PaymentId, ConnectError>) -> Result<Option<String>, Con
 
 impl MobilePayClient {
     /// A client; no call is made until the first request.
-    pub fn new(http: reqwest::Client, settings: MobilePaySettings) -> MobilePayClient {
+    pub fn new(http: crate::HttpClient, settings: MobilePaySettings) -> MobilePayClient {
         let access_token = Mutex::new(settings.access_token.clone());
         let pos_id = Mutex::new(settings.pos_id.clone());
         MobilePayClient { http, settings, access_token, pos_id }
@@ -190,9 +186,8 @@ impl MobilePayClient {
             Form::Delete => self.http.request(Method::DELETE, url).query(&wire::query(&all)),
             Form::Post => self.http.post(url).json(&wire::body(&all).map_err(ConnectError::Config)?),
         };
-        let resp =
-            req.timeout(self.settings.timeout).header("Accept", "application/json").send().await.map_err(transport)?;
-        read(resp).await
+        let resp = req.timeout(self.settings.timeout).header("Accept", "application/json").send(SYSTEM).await?;
+        read(resp)
     }
 
     async fn start_form(&self, form: Form, order_id: &str, amount: Money) -> Result<Payment, ConnectError> {
@@ -575,12 +570,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn read<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ConnectError> {
+fn read<T: DeserializeOwned>(resp: crate::transport::Response) -> Result<T, ConnectError> {
     let bytes = crate::answer(SYSTEM, resp, |b| match serde_json::from_slice::<wire::Error>(b) {
         Ok(e) if !e.error_code.is_empty() => Some((e.error_code, e.message)),
         _ => None,
-    })
-    .await?;
+    })?;
     crate::from_json(SYSTEM, &bytes)
 }
 

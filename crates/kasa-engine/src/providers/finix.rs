@@ -15,14 +15,14 @@ use std::time::Duration;
 use kasa_connect::ConnectError;
 use kasa_connect::finix::{CardPresentDetails, Device, FinixClient, FinixSettings, Transfer};
 use kasa_core::op::{Op, Queued};
-use kasa_core::{CardSlip, IdSource, Money, OpKind, Payment, PaymentKind, SaleEvent, SaleState};
+use kasa_core::{CardSlip, Money, OpKind, Payment, PaymentKind, SaleEvent, SaleState};
 use kasa_store::{OutboxRow, Tx};
 use time::OffsetDateTime;
 
 use crate::delivery::{
     Delivery, LockChange, approved, declined, done, elapsed_since, refund_outcome, reported_currency, retry, unresolved,
 };
-use crate::{ApiError, Config, Credentials, Engine, ErrorCode, StepError, UuidIds, connect_error, now};
+use crate::{ApiError, Config, Credentials, Engine, ErrorCode, StepError, connect_error};
 
 /// The keyring entry of the API password.
 pub const PASSWORD: &str = "finix.password";
@@ -87,7 +87,7 @@ async fn card_sale(engine: &Engine, row: &OutboxRow, amount: Money) -> Delivery 
     let device = &engine.inner.config.finix.device_id;
     let tags = card_tags(engine, row.sale_id.as_deref());
     match engine.inner.providers.finix.card_sale(device, amount, &row.key, &tags).await {
-        Ok(t) => transfer_outcome(t, amount, &row.key, row.sale_id.as_deref(), device),
+        Ok(t) => transfer_outcome(t, amount, &row.key, row.sale_id.as_deref(), device, engine.now()),
         Err(e) if e.is_transient() || e.maybe_applied() => {
             let maybe = row.maybe_applied || e.maybe_applied();
             if !maybe && row.attempts + 1 >= CARD_NOT_SENT_ATTEMPTS {
@@ -130,7 +130,7 @@ async fn settle_by_lookup(
     let is_final = |t: &Transfer| matches!(t.state.as_str(), "SUCCEEDED" | "FAILED" | "CANCELED");
     match engine.inner.providers.finix.transfers_by_idempotency_id(idempotency_id).await {
         Ok(list) => match list.iter().position(is_final) {
-            Some(i) => transfer_outcome(list[i].clone(), amount, idempotency_id, sale_id, device),
+            Some(i) => transfer_outcome(list[i].clone(), amount, idempotency_id, sale_id, device, engine.now()),
             // Still on the terminal, or the terminal busy with it: ask again later.
             None if !list.is_empty() || why.code() == Some(DEVICE_BUSY) => retry(why),
             None => unresolved(format!(
@@ -148,7 +148,14 @@ async fn settle_by_lookup(
 /// What a Finix transfer's state means for the card sale of `idempotency_id` asking `amount`.
 /// A transfer is taken as this sale's only when what it carries agrees: its idempotency id and,
 /// where given, the sale it is tagged with and the device it was taken on.
-fn transfer_outcome(t: Transfer, amount: Money, idempotency_id: &str, sale_id: Option<&str>, device: &str) -> Delivery {
+fn transfer_outcome(
+    t: Transfer,
+    amount: Money,
+    idempotency_id: &str,
+    sale_id: Option<&str>,
+    device: &str,
+    now: OffsetDateTime,
+) -> Delivery {
     let tagged = t.tags.as_ref().and_then(|tags| tags.get("sale_id")).map(String::as_str);
     let foreign = match (t.idempotency_id.as_deref(), tagged, sale_id) {
         (Some(k), _, _) if k != idempotency_id => Some(format!("idempotency id {k}, not {idempotency_id}")),
@@ -181,7 +188,7 @@ fn transfer_outcome(t: Transfer, amount: Money, idempotency_id: &str, sale_id: O
                     .updated_at
                     .clone()
                     .or(t.created_at.clone())
-                    .unwrap_or_else(|| kasa_core::journal::format_time(now())),
+                    .unwrap_or_else(|| kasa_core::journal::format_time(now)),
             };
             let paid = Money::new(t.amount, reported_currency(&t.currency));
             approved(Payment { amount: paid, kind: PaymentKind::Card { slip } }, amount)
@@ -218,10 +225,10 @@ async fn card_lookup(
         return planted_empty_lookup(engine, amount, idempotency_id, sale_id).await;
     }
     let since = original_at.unwrap_or(row.created_at);
-    if elapsed_since(since) > RESEND_WINDOW {
+    if elapsed_since(engine, since) > RESEND_WINDOW {
         let why = ConnectError::Config(format!(
             "the card sale was made {} minutes ago, too long to ask the customer again",
-            elapsed_since(since).as_secs() / 60
+            elapsed_since(engine, since).as_secs() / 60
         ));
         return settle_by_lookup(engine, amount, idempotency_id, sale_id, &why).await;
     }
@@ -236,7 +243,7 @@ async fn card_lookup(
     }
     let tags = card_tags(engine, sale_id);
     match finix.card_sale(device, amount, idempotency_id, &tags).await {
-        Ok(t) => transfer_outcome(t, amount, idempotency_id, sale_id, device),
+        Ok(t) => transfer_outcome(t, amount, idempotency_id, sale_id, device, engine.now()),
         Err(e) if e.code() == Some(IDEMPOTENCY_CONFLICT) => unresolved(format!(
             "Finix holds a different request under this sale's idempotency id ({e}); check the Finix dashboard"
         )),
@@ -251,7 +258,7 @@ async fn planted_empty_lookup(engine: &Engine, amount: Money, idempotency_id: &s
     let device = &engine.inner.config.finix.device_id;
     match engine.inner.providers.finix.transfers_by_idempotency_id(idempotency_id).await {
         Ok(list) => match list.into_iter().next() {
-            Some(t) => transfer_outcome(t, amount, idempotency_id, sale_id, device),
+            Some(t) => transfer_outcome(t, amount, idempotency_id, sale_id, device, engine.now()),
             None => declined("NOT_STARTED", "The register restarted before the card payment reached the card service."),
         },
         Err(e) => retry(&e),
@@ -301,13 +308,18 @@ pub(crate) fn terminal_problem(device: &Device) -> Option<String> {
 
 /// Start-up recovery: a sale that was **paying by card** is never charged twice. Its card sale
 /// is replaced by a [`Op::CardLookup`] of the same idempotency id, in doubt from the start.
-pub(crate) fn recover(tx: &Tx<'_>, at: OffsetDateTime, told: &mut Vec<String>) -> Result<(), StepError> {
+pub(crate) fn recover(
+    tx: &Tx<'_>,
+    at: OffsetDateTime,
+    env: &crate::Env,
+    told: &mut Vec<String>,
+) -> Result<(), StepError> {
     for sale in tx.sales_in(&[SaleState::Paying])? {
         for row in tx.outbox_pending_of(&sale.id.0, OpKind::CardSale)? {
             let Op::CardSale { amount } = row.op else { continue };
             tx.outbox_abandon(row.id, "replaced at start-up by a lookup of its outcome", at)?;
             let op = Op::CardLookup { amount, idempotency_id: row.key.clone(), original_at: Some(row.created_at) };
-            let id = tx.enqueue(Some(&sale.id.0), &Queued { key: UuidIds.next_id(), op }, at)?;
+            let id = tx.enqueue(Some(&sale.id.0), &Queued { key: env.next_id(), op }, at)?;
             tx.outbox_in_doubt(id)?;
             told.push(format!(
                 "Sale {}: the register restarted during a card payment of {}; its outcome is being checked with the card service: a prompt left on the terminal is cancelled and the same payment asked again, so the customer may be asked to tap. Do not charge the customer again.",

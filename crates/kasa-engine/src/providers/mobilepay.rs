@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use kasa_connect::mobilepay::{MobilePayClient, MobilePaySettings, PaymentStatus};
 use kasa_core::op::{Op, Queued};
-use kasa_core::{IdSource, Money, OpKind, PayMethod, Payment, PaymentKind, SaleState};
+use kasa_core::{Money, OpKind, PayMethod, Payment, PaymentKind, SaleState};
 use kasa_store::{OutboxRow, Tx};
 use time::OffsetDateTime;
 
@@ -22,7 +22,7 @@ use crate::delivery::{Delivery, approved, declined, not_configured, refund_outco
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, check_url};
-use crate::{ApiError, Config, Credentials, Engine, ErrorCode, StepError, UuidIds, connect_error};
+use crate::{ApiError, Config, Credentials, Engine, ErrorCode, StepError, connect_error};
 
 /// The keyring entry of the long-lived access token.
 pub const ACCESS_TOKEN: &str = "mobilepay.access_token";
@@ -325,12 +325,17 @@ pub(crate) async fn load_terminal_qr(engine: &Engine) {
 
 /// Start-up recovery: a MobilePay payment under way is followed up by its `orderId`, never
 /// started twice (the resumed operation is in doubt from the start).
-pub(crate) fn recover(tx: &Tx<'_>, at: OffsetDateTime, told: &mut Vec<String>) -> Result<(), StepError> {
+pub(crate) fn recover(
+    tx: &Tx<'_>,
+    at: OffsetDateTime,
+    env: &crate::Env,
+    told: &mut Vec<String>,
+) -> Result<(), StepError> {
     for sale in tx.sales_in(&[SaleState::Paying])? {
         for row in tx.outbox_pending_of(&sale.id.0, OpKind::MobilePayPayment)? {
             let Op::MobilePayPayment { amount, order_id, start: true } = row.op else { continue };
             tx.outbox_abandon(row.id, "replaced at start-up by resuming the same MobilePay payment", at)?;
-            let resume = Queued { key: UuidIds.next_id(), op: Op::MobilePayPayment { amount, order_id, start: false } };
+            let resume = Queued { key: env.next_id(), op: Op::MobilePayPayment { amount, order_id, start: false } };
             let id = tx.enqueue(Some(&sale.id.0), &resume, at)?;
             tx.outbox_in_doubt(id)?;
             told.push(format!(

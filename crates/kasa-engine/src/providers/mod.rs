@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 
 use crate::config::ConfigError;
 use crate::delivery::Delivery;
-use crate::{ApiError, Config, Credentials, Engine, ErrorCode, StepError};
+use crate::{ApiError, Config, Credentials, Engine, Env, ErrorCode, StepError};
 
 /// The configuration sections of the systems a store may use or not, flattened into
 /// [`Config`]: each is a top-level section of the file (`[mobilepay]`, `[settle]`), defined by
@@ -87,8 +87,8 @@ pub(crate) struct Providers {
 
 impl Providers {
     /// Builds every provider the configuration names, with its secrets from `credentials`.
-    pub(crate) fn build(config: &Config, credentials: &dyn Credentials) -> Result<Providers, ApiError> {
-        let http = kasa_connect::http_client();
+    pub(crate) fn build(config: &Config, credentials: &dyn Credentials, env: &Env) -> Result<Providers, ApiError> {
+        let http = env.http();
         Ok(Providers {
             tokenx: tokenx::client_with(http.clone(), config, credentials)?,
             finix: finix::client(config, credentials, &http)?,
@@ -99,15 +99,14 @@ impl Providers {
     }
 }
 
-/// Starts the providers' background work (Settle's callback server, the MobilePay QR code);
-/// returns the tasks to wait for at shutdown.
-pub(crate) async fn start(engine: &Engine) -> Result<Vec<tokio::task::JoinHandle<()>>, ApiError> {
-    let mut tasks = settle::start(engine).await?;
+/// Starts the providers' background work (Settle's callback server, the MobilePay QR code).
+pub(crate) async fn start(engine: &Engine) -> Result<(), ApiError> {
+    settle::start(engine).await?;
     if engine.inner.providers.mobilepay.is_some() {
         let e2 = engine.clone();
-        tasks.push(tokio::spawn(async move { mobilepay::load_terminal_qr(&e2).await }));
+        engine.spawn(async move { mobilepay::load_terminal_qr(&e2).await });
     }
-    Ok(tasks)
+    Ok(())
 }
 
 /// Delivers one queued operation through the system it goes to.
@@ -165,10 +164,10 @@ pub(crate) fn qr(engine: &Engine, attempt: &Attempt) -> Option<String> {
 /// Start-up recovery, system by system, inside the caller's transaction: first the sales that
 /// were locking are let go, then each payment provider resolves its attempts, and last the locks
 /// and reports are looked at with every sale where recovery left it.
-pub(crate) fn recover(tx: &Tx<'_>, at: OffsetDateTime, told: &mut Vec<String>) -> Result<(), StepError> {
-    tokenx::recover_locking(tx, at, told)?;
-    mobilepay::recover(tx, at, told)?;
-    settle::recover(tx, at, told)?;
-    finix::recover(tx, at, told)?;
-    tokenx::recover_locks_and_reports(tx, at, told)
+pub(crate) fn recover(tx: &Tx<'_>, at: OffsetDateTime, env: &Env, told: &mut Vec<String>) -> Result<(), StepError> {
+    tokenx::recover_locking(tx, at, env, told)?;
+    mobilepay::recover(tx, at, env, told)?;
+    settle::recover(tx, at, env, told)?;
+    finix::recover(tx, at, env, told)?;
+    tokenx::recover_locks_and_reports(tx, at, env, told)
 }

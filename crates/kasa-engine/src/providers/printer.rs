@@ -2,7 +2,9 @@
 //! configured driver, the drawer kick for cash, and the printer's status (paper, cover), watched
 //! while it reports a problem so waiting slips print as soon as it is back.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use kasa_core::PaymentKind;
 use kasa_print::escpos::{Renderer, Setup};
@@ -82,7 +84,7 @@ async fn print(engine: &Engine, row: &OutboxRow, copy: bool, refund: Option<&str
         Err(e) => return Delivery::Park { reason: e.to_string(), event: None },
     };
     let target = printer.target.clone();
-    let sent = tokio::task::spawn_blocking(move || kasa_print::driver::send(&target, &bytes, Default::default())).await;
+    let sent = engine.env().blocking(move || kasa_print::driver::send(&target, &bytes, Default::default())).await;
     match sent {
         Ok(Ok(())) => {
             engine.set_printer_problem(None);

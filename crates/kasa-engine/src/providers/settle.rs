@@ -130,18 +130,18 @@ impl Settle {
 }
 
 /// Starts the callback server and points the shortlink at it (retried until Settle answers).
-pub(crate) async fn start(engine: &Engine) -> Result<Vec<tokio::task::JoinHandle<()>>, ApiError> {
+pub(crate) async fn start(engine: &Engine) -> Result<(), ApiError> {
     let (Some(settle), Some(c)) = (&engine.inner.providers.settle, &engine.inner.config.systems.settle) else {
-        return Ok(Vec::new());
+        return Ok(());
     };
-    let (addr, server) = scans::serve(&c.callback_listen, settle.scans.clone(), engine.inner.shutdown.subscribe())
-        .await
+    let (addr, server) = scans::serve(engine.env().listener.as_ref(), &c.callback_listen, settle.scans.clone())
         .map_err(|e| {
             ApiError::new(ErrorCode::Setup, format!("cannot listen for Settle callbacks on {}: {e}", c.callback_listen))
         })?;
+    engine.inner.listening.lock().unwrap_or_else(|e| e.into_inner()).push(server);
     let callback = c.callback_url.clone().unwrap_or_else(|| format!("http://{addr}/settle/callback"));
     let e2 = engine.clone();
-    let register = tokio::spawn(async move {
+    engine.spawn(async move {
         let mut shutdown = e2.inner.shutdown.subscribe();
         let Some(settle) = &e2.inner.providers.settle else { return };
         loop {
@@ -154,12 +154,13 @@ pub(crate) async fn start(engine: &Engine) -> Result<Vec<tokio::task::JoinHandle
                 Err(err) => tracing::warn!(error = %err, "could not register the Settle callback; will retry"),
             }
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+                biased;
                 _ = shutdown.changed() => break,
+                _ = tokio::time::sleep(Duration::from_secs(15)) => {}
             }
         }
     });
-    Ok(vec![server, register])
+    Ok(())
 }
 
 /// Delivers one Settle operation.
@@ -348,7 +349,12 @@ pub(crate) async fn cancel(engine: &Engine, attempt: &Attempt) -> Result<(), Api
 /// Start-up recovery: a QR code nobody had scanned yet ends its attempt (no payment can exist
 /// before Kasa asks for one); a request already asked for is asked again with its `pos_tid`, and
 /// one Settle took is followed by its `tid`, as queued.
-pub(crate) fn recover(tx: &Tx<'_>, at: OffsetDateTime, told: &mut Vec<String>) -> Result<(), StepError> {
+pub(crate) fn recover(
+    tx: &Tx<'_>,
+    at: OffsetDateTime,
+    env: &crate::Env,
+    told: &mut Vec<String>,
+) -> Result<(), StepError> {
     for sale in tx.sales_in(&[SaleState::Paying])? {
         for row in tx.outbox_pending_of(&sale.id.0, OpKind::SettlePayment)? {
             if let Op::SettleScanWait { .. } = row.op {
@@ -357,7 +363,7 @@ pub(crate) fn recover(tx: &Tx<'_>, at: OffsetDateTime, told: &mut Vec<String>) -
                     code: "NOT_STARTED".into(),
                     message: "The register restarted before the customer scanned the QR code.".into(),
                 };
-                apply_outcome(tx, &sale.id.0, event, at)?;
+                apply_outcome(tx, &sale.id.0, event, at, env)?;
                 told.push(format!(
                     "Sale {}: the Settle QR code was not scanned before the restart; take payment again.",
                     crate::recovery::short(&sale.id.0)

@@ -7,18 +7,20 @@
 //! behind, a report not yet acknowledged.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use kasa_connect::tokenx::{TokenxClient, TokenxSettings};
 use kasa_connect::{Secret, base_url};
 use kasa_core::op::{Op, Queued};
-use kasa_core::{IdSource, OpKind, OrderStatus, OrderSummary, SaleEvent, SaleState};
+use kasa_core::{OpKind, OrderStatus, OrderSummary, SaleEvent, SaleState};
 use kasa_store::{OutboxRow, StoreError, Tx};
 use time::OffsetDateTime;
 
 use crate::delivery::{Delivery, LockChange, done, elapsed_since, retry};
 use crate::dispatch::apply_outcome;
-use crate::{ApiError, Config, Credentials, Engine, EngineEvent, ErrorCode, StepError, UuidIds, now};
+use crate::{ApiError, Config, Credentials, Engine, EngineEvent, ErrorCode, StepError};
 
 /// The keyring entry of the OAuth client secret.
 pub const CLIENT_SECRET: &str = "tokenx.client_secret";
@@ -59,7 +61,7 @@ pub(crate) async fn deliver(engine: &Engine, row: &OutboxRow) -> Delivery {
     match &row.op {
         Op::TokenxLock { order_id } => {
             let gone = || LockChange::Gone { order_id: order_id.clone() };
-            if row.attempts == 0 && elapsed_since(row.created_at) > LOCK_DEADLINE {
+            if row.attempts == 0 && elapsed_since(engine, row.created_at) > LOCK_DEADLINE {
                 // Queued too long behind other work: the cashier has been told nothing yet, so
                 // don't lock now; report it unavailable without sending.
                 let event =
@@ -80,7 +82,7 @@ pub(crate) async fn deliver(engine: &Engine, row: &OutboxRow) -> Delivery {
                 ),
                 Err(e) if e.is_transient() || e.maybe_applied() => {
                     let maybe = row.maybe_applied || e.maybe_applied();
-                    if row.attempts + 1 >= LOCK_ATTEMPTS || elapsed_since(row.created_at) > LOCK_DEADLINE {
+                    if row.attempts + 1 >= LOCK_ATTEMPTS || elapsed_since(engine, row.created_at) > LOCK_DEADLINE {
                         let event = SaleEvent::LockUnavailable { message: e.to_string(), maybe_locked: maybe };
                         // A lock that may exist keeps its row until the queued release confirms.
                         done(Some(event), if maybe { LockChange::None } else { gone() })
@@ -178,13 +180,13 @@ pub(crate) async fn renew_locks(engine: &Engine) {
     let Ok(paying) = engine.db(move |s| Ok(s.sales_in(&holding)?)).await else { return };
     for sale in paying {
         let (Some(lock), Some(order_id)) = (sale.lock.clone(), sale.basket.pump_order_id()) else { continue };
-        if lock.expires_at - now() > RENEW_BEFORE {
+        if lock.expires_at - engine.now() > RENEW_BEFORE {
             continue;
         }
-        let request = UuidIds.next_id();
+        let request = engine.env().next_id();
         match engine.inner.providers.tokenx.lock(order_id, &request, Some(&lock.lock_id)).await {
             Ok(l) => {
-                let (oid, lid, at) = (order_id.to_string(), l.lock_id.clone(), now());
+                let (oid, lid, at) = (order_id.to_string(), l.lock_id.clone(), engine.now());
                 let _ = engine.db(move |s| Ok(s.write(|tx| tx.lock_held(&oid, &lid, l.expires_at, at))?)).await;
                 let _ = engine.apply(&sale.id.0, SaleEvent::LockRenewed { expires_at: l.expires_at }).await;
             }
@@ -221,7 +223,7 @@ pub(crate) async fn pick_up_receipts(engine: &Engine, checked: &mut HashMap<Stri
         checked.insert(sale.id.0.clone(), Instant::now());
         let Ok(order) = engine.inner.providers.tokenx.order(&order_id).await else { continue };
         let Some(receipt) = order.receipt.clone() else { continue };
-        let at = now();
+        let at = engine.now();
         let _ = engine.db(move |s| Ok(s.write(|tx| tx.put_order(&order, at))?)).await;
         if let Err(e) = engine.apply(&sale.id.0, SaleEvent::ReceiptIssued { receipt }).await {
             tracing::warn!(sale = %sale.id, error = %e, "could not record the pump receipt");
@@ -232,7 +234,12 @@ pub(crate) async fn pick_up_receipts(engine: &Engine, checked: &mut HashMap<Stri
 /// Start-up recovery, first part: a sale that was **locking** is not continued (nobody waits on
 /// it any more): its lock request is abandoned and, since it may have reached the cloud, a
 /// release is queued.
-pub(crate) fn recover_locking(tx: &Tx<'_>, at: OffsetDateTime, told: &mut Vec<String>) -> Result<(), StepError> {
+pub(crate) fn recover_locking(
+    tx: &Tx<'_>,
+    at: OffsetDateTime,
+    env: &crate::Env,
+    told: &mut Vec<String>,
+) -> Result<(), StepError> {
     for sale in tx.sales_in(&[SaleState::Locking])? {
         let order = sale.basket.pump_order_id().unwrap_or_default().to_string();
         for row in tx.outbox_pending_of(&sale.id.0, OpKind::TokenxLock)? {
@@ -240,7 +247,7 @@ pub(crate) fn recover_locking(tx: &Tx<'_>, at: OffsetDateTime, told: &mut Vec<St
         }
         let event =
             SaleEvent::LockUnavailable { message: "the register restarted while locking".into(), maybe_locked: true };
-        apply_outcome(tx, &sale.id.0, event, at)?;
+        apply_outcome(tx, &sale.id.0, event, at, env)?;
         told.push(format!(
             "Sale {}: the register restarted while locking pump order {order}; the order is being released. Take payment again.",
             crate::recovery::short(&sale.id.0)
@@ -255,6 +262,7 @@ pub(crate) fn recover_locking(tx: &Tx<'_>, at: OffsetDateTime, told: &mut Vec<St
 pub(crate) fn recover_locks_and_reports(
     tx: &Tx<'_>,
     at: OffsetDateTime,
+    env: &crate::Env,
     told: &mut Vec<String>,
 ) -> Result<(), StepError> {
     for lock in tx.locks()? {
@@ -275,7 +283,7 @@ pub(crate) fn recover_locks_and_reports(
         if live || tx.outbox_lane_has(&lane, &[OpKind::TokenxRelease, OpKind::TokenxUnlock])? {
             continue;
         }
-        let release = Queued { key: UuidIds.next_id(), op: Op::TokenxRelease { order_id: lock.order_id.clone() } };
+        let release = Queued { key: env.next_id(), op: Op::TokenxRelease { order_id: lock.order_id.clone() } };
         tx.enqueue(Some(&lock.sale_id), &release, at)?;
         told.push(format!("Pump order {}: a lock left by an unfinished attempt is being released.", lock.order_id));
     }

@@ -304,7 +304,7 @@ async fn create_transfer(State(f): State<Finix>, headers: HeaderMap, body: Bytes
             Pending { transfer_id: id.clone(), cancel: Some(cancel_tx), decide: Some(decide_tx) },
         );
         if !g.config.lookup_lag.is_zero() {
-            let from = std::time::Instant::now() + g.config.lookup_lag;
+            let from = tokio::time::Instant::now() + g.config.lookup_lag;
             g.visible_from.insert(id.clone(), from);
         }
         if g.config.hidden_until_final {
@@ -349,8 +349,9 @@ async fn run_terminal(
         | CardScript::Decline { after, .. }
         | CardScript::ApproveOther { after, .. } => {
             tokio::select! {
-                _ = tokio::time::sleep(*after) => Some(script.clone()),
+                biased;
                 _ = cancel => None,
+                _ = tokio::time::sleep(*after) => Some(script.clone()),
             }
         }
         CardScript::WaitForCardholder => {
@@ -360,19 +361,21 @@ async fn run_terminal(
                 message: "The cardholder did not present a card in time.".into(),
             };
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(300)) => Some(timeout),
-                decided = decide => decided.ok(),
+                biased;
                 _ = cancel => None,
+                decided = decide => decided.ok(),
+                _ = tokio::time::sleep(Duration::from_secs(300)) => Some(timeout),
             }
         }
         CardScript::WaitForCancel => {
             tokio::select! {
+                biased;
+                _ = cancel => None,
                 _ = tokio::time::sleep(Duration::from_secs(300)) => Some(CardScript::Decline {
                     after: Duration::ZERO,
                     code: "TRANSACTION_TIMEOUT".into(),
                     message: "The cardholder did not present a card in time.".into(),
                 }),
-                _ = cancel => None,
             }
         }
     };

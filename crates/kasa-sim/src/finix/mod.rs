@@ -42,7 +42,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::{oneshot, watch};
 
@@ -197,7 +196,7 @@ struct Inner {
     done: HashMap<String, watch::Receiver<bool>>,
     idempotency: HashMap<String, (Value, String)>,
     /// When each transfer becomes visible to lookups (absent: visible).
-    visible_from: HashMap<String, std::time::Instant>,
+    visible_from: HashMap<String, tokio::time::Instant>,
     /// Transfers lookups do not see until their outcome is reached.
     hidden: std::collections::HashSet<String>,
     pending: HashMap<String, Pending>,
@@ -208,7 +207,7 @@ struct Inner {
 impl Inner {
     /// Whether lookups see a transfer yet.
     fn visible(&self, id: &str) -> bool {
-        !self.hidden.contains(id) && self.visible_from.get(id).is_none_or(|from| std::time::Instant::now() >= *from)
+        !self.hidden.contains(id) && self.visible_from.get(id).is_none_or(|from| tokio::time::Instant::now() >= *from)
     }
 
     /// A transfer as the API answers it.
@@ -239,7 +238,7 @@ impl std::fmt::Debug for Finix {
 }
 
 fn now() -> String {
-    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+    crate::clock::now().format(&Rfc3339).unwrap_or_default()
 }
 
 const BASE: &str = "https://finix.sandbox-payments-api.com";

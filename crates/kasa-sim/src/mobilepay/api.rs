@@ -278,7 +278,7 @@ fn create_payment(
             captured: 0,
             created_at: at,
             updated_at: at,
-            visible_from: std::time::Instant::now() + g.lookup_lag,
+            visible_from: tokio::time::Instant::now() + g.lookup_lag,
         },
     );
     if g.terminals.get(terminal_id).is_some_and(|t| t.checked_in.is_some()) {

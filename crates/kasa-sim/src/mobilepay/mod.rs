@@ -323,13 +323,13 @@ struct Payment {
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
     /// When lookups start to see it.
-    visible_from: std::time::Instant,
+    visible_from: tokio::time::Instant,
 }
 
 impl Payment {
     /// Whether the lookups see it yet.
     fn visible(&self) -> bool {
-        std::time::Instant::now() >= self.visible_from
+        tokio::time::Instant::now() >= self.visible_from
     }
 }
 
@@ -374,7 +374,7 @@ impl std::fmt::Debug for MobilePay {
 }
 
 fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
+    crate::clock::now()
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {

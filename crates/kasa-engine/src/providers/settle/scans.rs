@@ -75,25 +75,14 @@ impl ScanBoard {
     }
 }
 
-/// Serves `POST /settle/callback` on `listen` until `shutdown` turns true; returns the bound
-/// address and the task.
-pub(crate) async fn serve(
+/// Serves `POST /settle/callback` on `listen` through `listener`; returns the address it is
+/// reachable at and the guard that keeps it served.
+pub(crate) fn serve(
+    listener: &dyn crate::env::Listener,
     listen: &str,
     board: ScanBoard,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
-    let app = Router::new().route("/settle/callback", post(callback)).with_state(board);
-    let task = tokio::spawn(async move {
-        let stop = async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
-            tracing::error!(error = %e, "the Settle callback server stopped");
-        }
-    });
-    Ok((addr, task))
+) -> std::io::Result<(SocketAddr, Box<dyn Send + Sync>)> {
+    listener.serve(listen, Router::new().route("/settle/callback", post(callback)).with_state(board))
 }
 
 async fn callback(State(board): State<ScanBoard>, body: Bytes) -> StatusCode {
