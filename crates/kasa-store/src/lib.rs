@@ -8,6 +8,8 @@
 //! [`Tx`]; nothing in this crate opens a transaction behind the caller's back. A sale step, its
 //! outbox messages and its journal entry therefore commit together or not at all.
 
+#[cfg(feature = "faults")]
+pub mod faults;
 mod journal;
 mod locks;
 mod orders;
@@ -26,6 +28,49 @@ pub use outbox::{OutboxRow, OutboxState, QueueCounts};
 
 /// Reader connections kept open for the next read.
 const MAX_READERS: usize = 4;
+
+/// Prepared statements each connection keeps (every statement of this crate fits).
+const STATEMENT_CACHE: usize = 128;
+
+/// Settings every connection gets: a cache of prepared statements, and the query planner's
+/// stability guarantee, without which SQLite plans a statement again at every new value of a
+/// bound `LIMIT` (the dispatcher's pass would be parsed and planned each time).
+fn tune(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
+}
+
+/// Statements run through each connection's cache of prepared statements: the SQL is parsed
+/// and planned once per connection, not at every call (parsing cost more than running most of
+/// these statements).
+pub(crate) trait Cached {
+    /// Runs a statement; the number of rows changed.
+    fn run<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    /// The first row of a query.
+    fn row<T, P: rusqlite::Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(
+        &self,
+        sql: &str,
+        params: P,
+        f: F,
+    ) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn run<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P: rusqlite::Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(
+        &self,
+        sql: &str,
+        params: P,
+        f: F,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
 
 /// Migrations in order; the database's `user_version` is the number applied.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -91,6 +136,9 @@ pub struct Store {
     read_only: std::sync::atomic::AtomicBool,
     /// Opened to write (readers of its own then serve the reads).
     writable: bool,
+    /// The simulation's hooks.
+    #[cfg(feature = "faults")]
+    hooks: faults::Hooks,
 }
 
 impl std::fmt::Debug for Store {
@@ -121,17 +169,61 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        tune(&conn)?;
         let mut store = Store {
             conn: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             path: path.to_path_buf(),
             read_only: false.into(),
             writable: true,
+            #[cfg(feature = "faults")]
+            hooks: faults::Hooks::default(),
         };
         store.migrate()?;
         Ok(store)
     }
+
+    /// Like [`Store::open`], with the simulation's hooks. With a [`faults::Durability`], the
+    /// WAL is first checkpointed and emptied, and is not checkpointed again while this store
+    /// lives or when it closes (see [`faults`]).
+    #[cfg(feature = "faults")]
+    pub fn open_with_hooks(path: &Path, hooks: faults::Hooks) -> Result<Store, StoreError> {
+        let mut store = Store::open(path)?;
+        if let Some(d) = &hooks.durability {
+            let conn = store.conn.get_mut().unwrap_or_else(|e| e.into_inner());
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+            conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+            d.reset();
+        }
+        store.hooks = hooks;
+        Ok(store)
+    }
+
+    /// Runs the simulation's hooks on a transaction about to commit.
+    #[cfg(feature = "faults")]
+    fn before_commit(&self) -> Result<(), StoreError> {
+        match self.hooks.fault.as_ref().and_then(|f| f()) {
+            Some(fault) => Err(fault.error().into()),
+            None => Ok(()),
+        }
+    }
+
+    #[cfg(not(feature = "faults"))]
+    fn before_commit(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Notes a commit for the simulation's power cuts.
+    #[cfg(feature = "faults")]
+    fn after_commit(&self, synced: bool) {
+        if let Some(d) = &self.hooks.durability {
+            d.committed(faults::wal_len(&self.path), synced);
+        }
+    }
+
+    #[cfg(not(feature = "faults"))]
+    fn after_commit(&self, _synced: bool) {}
 
     /// Opens an existing database to read it only, beside the register that writes it (WAL
     /// readers never block the writer). Refuses a missing file instead of creating one, and a
@@ -142,7 +234,7 @@ impl Store {
         }
         let conn =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        tune(&conn)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let known = MIGRATIONS.len() as i64;
         let path_text = path.display().to_string();
@@ -158,6 +250,8 @@ impl Store {
             path: path.to_path_buf(),
             read_only: true.into(),
             writable: false,
+            #[cfg(feature = "faults")]
+            hooks: faults::Hooks::default(),
         })
     }
 
@@ -211,7 +305,9 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
         let tx = Tx { tx };
         let out = f(&tx)?;
+        self.before_commit()?;
         tx.tx.commit().map_err(StoreError::from)?;
+        self.after_commit(true);
         Ok(out)
     }
 
@@ -229,12 +325,15 @@ impl Store {
             return Err(StoreError::ReadOnly.into());
         }
         let mut conn = self.lock();
+        // Not through the statement cache: SQLite applies this pragma when it is prepared.
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(StoreError::from)?;
         let result = (|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
             let tx = Tx { tx };
             let out = f(&tx)?;
+            self.before_commit()?;
             tx.tx.commit().map_err(StoreError::from)?;
+            self.after_commit(false);
             Ok(out)
         })();
         conn.pragma_update(None, "synchronous", "FULL").map_err(StoreError::from)?;
@@ -266,13 +365,17 @@ impl Store {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        c.busy_timeout(std::time::Duration::from_secs(5))?;
+        tune(&c)?;
+        #[cfg(feature = "faults")]
+        if self.hooks.durability.is_some() {
+            c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        }
         Ok(c)
     }
 
     /// SQLite's own consistency check; `Ok(())` when it answers "ok".
     pub fn integrity_check(&self) -> Result<(), StoreError> {
-        let answer: String = self.read(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))?;
+        let answer: String = self.read(|c| Ok(c.row("PRAGMA integrity_check", [], |r| r.get(0))?))?;
         if answer == "ok" { Ok(()) } else { Err(StoreError::Invalid(format!("integrity check: {answer}"))) }
     }
 }

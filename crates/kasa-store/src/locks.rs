@@ -4,6 +4,7 @@
 //! order is no longer locked by this register, so start-up recovery knows every lock that may
 //! be dangling.
 
+use crate::Cached;
 use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 
@@ -44,7 +45,7 @@ fn lock_from(raw: RawLock) -> Result<LockRow, StoreError> {
 
 fn all_locks(c: &rusqlite::Connection) -> Result<Vec<LockRow>, StoreError> {
     let mut stmt =
-        c.prepare("SELECT order_id, sale_id, request_key, lock_id, expires_at FROM locks ORDER BY updated_at")?;
+        c.prepare_cached("SELECT order_id, sale_id, request_key, lock_id, expires_at FROM locks ORDER BY updated_at")?;
     let raw = stmt.query_map([], row_to_lock)?.collect::<Result<Vec<_>, _>>()?;
     raw.into_iter().map(lock_from).collect()
 }
@@ -58,7 +59,7 @@ impl Tx<'_> {
         request_key: &str,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().run(
             "INSERT INTO locks (order_id, sale_id, request_key, lock_id, state, expires_at, updated_at)
              VALUES (?1, ?2, ?3, NULL, 'requested', NULL, ?4)
              ON CONFLICT (order_id) DO UPDATE SET sale_id = excluded.sale_id, request_key = excluded.request_key,
@@ -76,7 +77,7 @@ impl Tx<'_> {
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().run(
             "UPDATE locks SET lock_id = ?2, state = 'held', expires_at = ?3, updated_at = ?4 WHERE order_id = ?1",
             params![order_id, lock_id, ts(expires_at), ts(now)],
         )?;
@@ -90,7 +91,7 @@ impl Tx<'_> {
 
     /// Records that the cloud no longer holds a lock of this register on the order.
     pub fn lock_gone(&self, order_id: &str) -> Result<(), StoreError> {
-        self.conn().execute("DELETE FROM locks WHERE order_id = ?1", [order_id])?;
+        self.conn().run("DELETE FROM locks WHERE order_id = ?1", [order_id])?;
         Ok(())
     }
 }
@@ -99,8 +100,9 @@ impl Store {
     /// Every lock this register may hold.
     pub fn locks(&self) -> Result<Vec<LockRow>, StoreError> {
         self.read(|c| {
-            let mut stmt =
-                c.prepare("SELECT order_id, sale_id, request_key, lock_id, expires_at FROM locks ORDER BY updated_at")?;
+            let mut stmt = c.prepare_cached(
+                "SELECT order_id, sale_id, request_key, lock_id, expires_at FROM locks ORDER BY updated_at",
+            )?;
             let raw = stmt.query_map([], row_to_lock)?.collect::<Result<Vec<_>, _>>()?;
             raw.into_iter().map(lock_from).collect()
         })
@@ -110,7 +112,7 @@ impl Store {
     pub fn lock_of(&self, order_id: &str) -> Result<Option<LockRow>, StoreError> {
         self.read(|c| {
             let raw = c
-                .query_row(
+                .row(
                     "SELECT order_id, sale_id, request_key, lock_id, expires_at FROM locks WHERE order_id = ?1",
                     [order_id],
                     row_to_lock,

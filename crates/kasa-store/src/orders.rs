@@ -1,5 +1,6 @@
 //! The cache of pump orders seen in the cloud, so the cashier sees the list even offline.
 
+use crate::Cached;
 use kasa_core::{OrderSummary, PumpOrder};
 use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
@@ -41,7 +42,7 @@ impl Tx<'_> {
     /// Stores a full order (and its summary).
     pub fn put_order(&self, order: &PumpOrder, now: OffsetDateTime) -> Result<(), StoreError> {
         let summary = order.summary();
-        self.conn().execute(
+        self.conn().run(
             "INSERT INTO orders (order_id, plate_number, pump_no, status, created_at, summary, detail, seen_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (order_id) DO UPDATE SET plate_number = excluded.plate_number, pump_no = excluded.pump_no,
@@ -84,7 +85,7 @@ impl Store {
     pub fn order(&self, order_id: &str) -> Result<Option<PumpOrder>, StoreError> {
         self.read(|c| {
             let detail: Option<Option<String>> =
-                c.query_row("SELECT detail FROM orders WHERE order_id = ?1", [order_id], |r| r.get(0)).optional()?;
+                c.row("SELECT detail FROM orders WHERE order_id = ?1", [order_id], |r| r.get(0)).optional()?;
             detail.flatten().map(|d| Ok(serde_json::from_str(&d)?)).transpose()
         })
     }

@@ -16,6 +16,7 @@
 //!   or one card lookup parked for the manager, does not stop every later slip or card payment,
 //!   and no second payment goes to a terminal that may still be busy with the first.
 
+use crate::Cached;
 use kasa_core::op::{Op, OpKind, Queued};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
@@ -148,7 +149,7 @@ impl Tx<'_> {
     /// Appends a message; it is due at once. Returns its id.
     pub fn enqueue(&self, sale_id: Option<&str>, queued: &Queued, now: OffsetDateTime) -> Result<i64, StoreError> {
         let lane = queued.op.lane();
-        self.conn().execute(
+        self.conn().run(
             "INSERT INTO outbox (lane, sale_id, kind, idempotency_key, op, state, attempts, next_attempt_ms, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7)",
             params![
@@ -167,7 +168,7 @@ impl Tx<'_> {
     /// Records that what this message stands for may already have happened at the remote side
     /// (it replaces an attempt a crash left unrecorded), so its lane treats it as in doubt.
     pub fn outbox_in_doubt(&self, id: i64) -> Result<(), StoreError> {
-        self.conn().execute("UPDATE outbox SET maybe_applied = 1 WHERE id = ?1", [id])?;
+        self.conn().run("UPDATE outbox SET maybe_applied = 1 WHERE id = ?1", [id])?;
         Ok(())
     }
 
@@ -179,7 +180,7 @@ impl Tx<'_> {
     /// Ends a message without delivering it, because start-up recovery replaced it (the reason
     /// is kept as its last error).
     pub fn outbox_abandon(&self, id: i64, reason: &str, now: OffsetDateTime) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().run(
             "UPDATE outbox SET state = 'done', last_error = ?2, finished_at = ?3 WHERE id = ?1 AND state = 'pending'",
             params![id, reason, ts(now)],
         )?;
@@ -189,7 +190,7 @@ impl Tx<'_> {
     /// Whether an order's lane has a pending message of one of these kinds.
     pub fn outbox_lane_has(&self, lane: &str, kinds: &[OpKind]) -> Result<bool, StoreError> {
         let kinds = serde_json::to_string(&kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>())?;
-        Ok(self.conn().query_row(
+        Ok(self.conn().row(
             "SELECT EXISTS (SELECT 1 FROM outbox WHERE lane = ?1 AND state IN ('pending', 'parked')
                  AND kind IN (SELECT value FROM json_each(?2)))",
             params![lane, kinds],
@@ -216,7 +217,7 @@ impl Tx<'_> {
         next_attempt: OffsetDateTime,
         maybe_applied: bool,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn().run(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3,
                  maybe_applied = maybe_applied OR ?4 WHERE id = ?1",
             params![id, error, unix_ms(next_attempt), maybe_applied],
@@ -226,7 +227,7 @@ impl Tx<'_> {
 
     /// Makes every pending message of the cloud's lanes due now (the network is back).
     pub fn outbox_due_now(&self, lane_prefix: &str, now: OffsetDateTime) -> Result<usize, StoreError> {
-        Ok(self.conn().execute(
+        Ok(self.conn().run(
             "UPDATE outbox SET next_attempt_ms = ?2 WHERE state = 'pending' AND next_attempt_ms > ?2
                  AND substr(lane, 1, length(?1)) = ?1",
             params![lane_prefix, unix_ms(now)],
@@ -244,7 +245,7 @@ impl Tx<'_> {
 
     /// Puts a parked message back in line, due at once.
     pub fn outbox_unpark(&self, id: i64, now: OffsetDateTime) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
+        let n = self.conn().run(
             "UPDATE outbox SET state = 'pending', next_attempt_ms = ?2, finished_at = NULL WHERE id = ?1 AND state = 'parked'",
             params![id, unix_ms(now)],
         )?;
@@ -259,7 +260,7 @@ impl Tx<'_> {
     }
 
     fn finish(&self, id: i64, state: OutboxState, error: Option<&str>, now: OffsetDateTime) -> Result<(), StoreError> {
-        let n = self.conn().execute(
+        let n = self.conn().run(
             "UPDATE outbox SET state = ?2, last_error = COALESCE(?3, last_error), finished_at = ?4,
                  attempts = attempts + CASE WHEN ?2 = 'discarded' THEN 0 ELSE 1 END
              WHERE id = ?1",
@@ -302,7 +303,7 @@ impl Store {
     /// When the next pending message falls due (unix ms), if any is pending.
     pub fn outbox_next_due_ms(&self) -> Result<Option<i64>, StoreError> {
         self.read(|c| {
-            Ok(c.query_row("SELECT MIN(next_attempt_ms) FROM outbox WHERE state = 'pending'", [], |r| r.get(0))
+            Ok(c.row("SELECT MIN(next_attempt_ms) FROM outbox WHERE state = 'pending'", [], |r| r.get(0))
                 .optional()?
                 .flatten())
         })
@@ -336,7 +337,7 @@ impl Store {
     /// Pending and parked counts.
     pub fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
         self.read(|c| {
-            Ok(c.query_row(
+            Ok(c.row(
                 "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'parked'), 0),
                         (SELECT COUNT(*) FROM sales WHERE state = 'NeedsAttention')
                  FROM outbox WHERE state IN ('pending', 'parked')",

@@ -1,5 +1,6 @@
 //! Sales as the state machine leaves them.
 
+use crate::Cached;
 use kasa_core::{Sale, SaleState};
 use rusqlite::{OptionalExtension, params};
 
@@ -9,7 +10,7 @@ impl Tx<'_> {
     /// Inserts or replaces a sale.
     pub fn put_sale(&self, sale: &Sale) -> Result<(), StoreError> {
         let total = sale.total().map_err(|e| StoreError::Invalid(e.to_string()))?;
-        self.conn().execute(
+        self.conn().run(
             "INSERT INTO sales (sale_id, order_id, state, total_minor, currency, created_at, updated_at, body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (sale_id) DO UPDATE SET order_id = excluded.order_id, state = excluded.state,
@@ -42,7 +43,7 @@ impl Tx<'_> {
 
 fn read_sale(c: &rusqlite::Connection, sale_id: &str) -> Result<Option<Sale>, StoreError> {
     let body: Option<String> =
-        c.query_row("SELECT body FROM sales WHERE sale_id = ?1", [sale_id], |r| r.get(0)).optional()?;
+        c.row("SELECT body FROM sales WHERE sale_id = ?1", [sale_id], |r| r.get(0)).optional()?;
     body.map(|b| Ok(serde_json::from_str(&b)?)).transpose()
 }
 
@@ -92,6 +93,6 @@ impl Store {
 
     /// Paid sales per state, for consistency checks and reports.
     pub fn count_sales(&self, state: SaleState) -> Result<i64, StoreError> {
-        self.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM sales WHERE state = ?1", [state.as_str()], |r| r.get(0))?))
+        self.read(|c| Ok(c.row("SELECT COUNT(*) FROM sales WHERE state = ?1", [state.as_str()], |r| r.get(0))?))
     }
 }

@@ -346,3 +346,86 @@ fn the_cached_order_list_is_the_last_listing_with_its_time() {
     let kept: i64 = store.read(|c| Ok(c.query_row("SELECT count(*) FROM orders", [], |r| r.get(0))?)).unwrap();
     assert_eq!(kept, 3);
 }
+
+/// The power-cut model the simulation relies on, checked against SQLite itself: the WAL cut at
+/// a recorded point keeps exactly the commits up to that point, and the journal still verifies.
+#[cfg(feature = "faults")]
+#[test]
+fn a_wal_cut_at_a_recorded_commit_keeps_exactly_the_commits_before_it() {
+    use std::sync::Arc;
+
+    use crate::faults::{Durability, Hooks, WriteFault, cut_wal};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kasa.db");
+    let durability = Arc::new(Durability::default());
+    let hooks = || Hooks { fault: None, durability: Some(durability.clone()) };
+    let journal = |tx: &Tx<'_>, n: u32| {
+        let rec = kasa_core::journal::JournalRecord {
+            sale_id: None,
+            kind: "test".into(),
+            data: serde_json::json!({ "n": n }),
+        };
+        tx.append_journal(&rec, NOW)
+    };
+    let sales_after = |cut: usize| -> Vec<String> {
+        // Each round starts from the same history: A synced, then B and C unsynced.
+        let _ = std::fs::remove_file(&path);
+        let store = Store::open_with_hooks(&path, hooks()).unwrap();
+        store.write(|tx| tx.put_sale(&sale("A")).and_then(|_| journal(tx, 1))).unwrap();
+        store.write_without_sync(|tx| tx.put_sale(&sale("B")).and_then(|_| journal(tx, 2))).unwrap();
+        store.write_without_sync(|tx| tx.put_sale(&sale("C")).and_then(|_| journal(tx, 3))).unwrap();
+        let points = durability.cut_points();
+        assert_eq!(points.len(), 3, "the synced commit and two unsynced ones: {points:?}");
+        assert!(points.windows(2).all(|w| w[0] < w[1]), "the WAL only grows: {points:?}");
+        drop(store);
+        cut_wal(&path, points[cut]).unwrap();
+        let store = Store::open(&path).unwrap();
+        store.integrity_check().unwrap();
+        assert!(store.verify_journal().unwrap().is_intact());
+        let mut ids: Vec<String> = store.recent_sales(10).unwrap().into_iter().map(|s| s.id.0).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(sales_after(0), ["A"]);
+    assert_eq!(sales_after(1), ["A", "B"]);
+    assert_eq!(sales_after(2), ["A", "B", "C"]);
+
+    // An injected fault fails the commit and leaves nothing behind.
+    let _ = std::fs::remove_file(&path);
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let f2 = fail.clone();
+    let hooks = Hooks {
+        fault: Some(Arc::new(move || f2.load(std::sync::atomic::Ordering::SeqCst).then_some(WriteFault::DiskFull))),
+        durability: None,
+    };
+    let store = Store::open_with_hooks(&path, hooks).unwrap();
+    let err = store.write(|tx| tx.put_sale(&sale("D"))).unwrap_err();
+    assert!(err.to_string().contains("full"), "{err}");
+    assert!(store.sale("D").unwrap().is_none());
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    store.write(|tx| tx.put_sale(&sale("D"))).unwrap();
+    assert!(store.sale("D").unwrap().is_some());
+}
+
+/// SQLite re-plans a statement at every new value of a bound `LIMIT` unless the query planner's
+/// stability guarantee is on; every connection of the store turns it on, so a cached statement
+/// (the dispatcher's pass runs one many times a second) is planned once.
+#[test]
+fn cached_statements_are_not_planned_again_for_new_values() {
+    let (_d, store) = store();
+    store.write(|tx| tx.enqueue(Some("S1"), &q("p1", Op::PrintSlip { copy: false, refund: None }), NOW)).unwrap();
+    let sql = "SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_ms <= ?1 ORDER BY id LIMIT ?2";
+    let mut replanned = 0;
+    for i in 0..5i64 {
+        replanned = store
+            .read(|c| {
+                let mut st = c.prepare_cached(sql)?;
+                let _: Vec<i64> =
+                    st.query_map(rusqlite::params![1000 + i, 10 + i], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                Ok(st.get_status(rusqlite::StatementStatus::RePrepare))
+            })
+            .unwrap();
+    }
+    assert_eq!(replanned, 0, "a cached statement is planned once");
+}
