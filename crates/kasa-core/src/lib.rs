@@ -14,6 +14,7 @@ pub mod op;
 pub mod order;
 pub mod payment;
 pub mod sale;
+pub mod signal;
 
 pub use basket::{Basket, Line, ShopItem};
 pub use money::{Currency, Litres, Money, MoneyError};

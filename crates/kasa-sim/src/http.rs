@@ -24,11 +24,11 @@ use axum::http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use kasa_core::signal::{Signal, Watcher};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tower::ServiceExt;
 
 /// Fault knobs of one service. Rates are probabilities per request, decided by a seeded random
@@ -102,6 +102,9 @@ pub struct Recorded {
     pub status: Option<u16>,
     /// What happened.
     pub fate: Fate,
+    /// When the request arrived (the sandbox's clock, which a simulation makes virtual).
+    #[serde(skip)]
+    pub arrived: Option<time::OffsetDateTime>,
 }
 
 impl Recorded {
@@ -171,15 +174,15 @@ impl FaultPlan {
 #[derive(Debug, Clone)]
 pub struct Control {
     faults: Arc<Mutex<(FaultPlan, StdRng)>>,
-    outage: watch::Sender<bool>,
-    listening: watch::Sender<bool>,
+    outage: Arc<Signal<bool>>,
+    listening: Arc<Signal<bool>>,
     connections: Arc<Mutex<tokio::task::JoinSet<()>>>,
 }
 
 impl Control {
     fn new(seed: u64) -> Control {
-        let (outage, _) = watch::channel(false);
-        let (listening, _) = watch::channel(true);
+        let outage = Arc::new(Signal::new(false));
+        let listening = Arc::new(Signal::new(true));
         Control {
             faults: Arc::new(Mutex::new((FaultPlan::default(), StdRng::seed_from_u64(seed)))),
             outage,
@@ -233,7 +236,7 @@ impl Control {
 
     /// Whether an outage is on.
     pub fn is_down(&self) -> bool {
-        *self.outage.borrow()
+        self.outage.get()
     }
 
     fn decide(&self, method: &str, path: &str) -> Decision {
@@ -340,10 +343,10 @@ async fn accept_loop(
     addr: SocketAddr,
     svc: FaultyService,
     control: Control,
-    mut outage: watch::Receiver<bool>,
+    mut outage: Watcher<bool>,
 ) {
     let mut listener = Some(listener);
-    if *outage.borrow_and_update() {
+    if outage.get_and_update() {
         listener = None;
         control.listening.send_replace(false);
     }
@@ -367,7 +370,7 @@ async fn accept_loop(
                     }
                     changed = outage.changed() => {
                         if changed.is_err() { return; }
-                        if *outage.borrow() {
+                        if outage.get() {
                             drop(l); // close the port: connections are refused
                             control.listening.send_replace(false);
                         } else {
@@ -380,7 +383,7 @@ async fn accept_loop(
                 if outage.changed().await.is_err() {
                     return;
                 }
-                if !*outage.borrow() {
+                if !outage.get() {
                     // Rebind the same port; retry briefly in case the OS holds it a moment.
                     let started = Instant::now();
                     while listener.is_none() && started.elapsed() < Duration::from_secs(5) {
@@ -440,6 +443,7 @@ impl FaultyService {
         bytes: axum::body::Bytes,
     ) -> Result<Response<Body>, BoxError> {
         let this = self;
+        let arrived = Some(crate::clock::now());
         {
             let Decision { latency, fate, error_status, duplicate } =
                 this.control.decide(parts.method.as_str(), parts.uri.path());
@@ -460,6 +464,7 @@ impl FaultyService {
                     body: String::from_utf8_lossy(&bytes).into_owned(),
                     status: None,
                     fate: Fate::Duplicated,
+                    arrived,
                 });
             }
             let mut rec = Recorded {
@@ -471,6 +476,7 @@ impl FaultyService {
                 body: String::from_utf8_lossy(&bytes).into_owned(),
                 status: None,
                 fate,
+                arrived,
             };
             // Control endpoints of the sandbox itself are never faulted nor recorded.
             if parts.uri.path().starts_with("/_sim/") {

@@ -21,7 +21,7 @@
 //! ([`SettleConfig::decide`]), and an outcome lookup can still answer 4004 NOT_FOUND for a
 //! request made a moment ago ([`SettleConfig::lookup_lag`]).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -112,9 +112,9 @@ struct Request {
 struct Inner {
     config: SettleConfig,
     callback_uri: Option<String>,
-    tokens: HashMap<String, String>,
-    requests: HashMap<String, Request>,
-    by_pos_tid: HashMap<String, String>,
+    tokens: BTreeMap<String, String>,
+    requests: BTreeMap<String, Request>,
+    by_pos_tid: BTreeMap<String, String>,
     rng: StdRng,
     next: u64,
     /// Delivers scan callbacks in-process instead of over TCP, when set.
@@ -172,9 +172,9 @@ impl Settle {
             inner: Arc::new(Mutex::new(Inner {
                 config,
                 callback_uri: None,
-                tokens: HashMap::new(),
-                requests: HashMap::new(),
-                by_pos_tid: HashMap::new(),
+                tokens: BTreeMap::new(),
+                requests: BTreeMap::new(),
+                by_pos_tid: BTreeMap::new(),
                 rng,
                 next: 1,
                 poster: None,

@@ -10,7 +10,7 @@
 //! answers `409 LOCK_RELEASED`; an unknown terminal answers `403 UNKNOWN_TERMINAL`; a payment
 //! without card slip data for a `CARD` payment answers `422 SLIP_MISSING`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -121,10 +121,10 @@ struct LockGrant {
 
 struct Inner {
     config: TokenxConfig,
-    tokens: HashMap<String, OffsetDateTime>,
+    tokens: BTreeMap<String, OffsetDateTime>,
     orders: BTreeMap<String, SimOrder>,
-    lock_requests: HashMap<String, LockGrant>,
-    payment_requests: HashMap<String, String>,
+    lock_requests: BTreeMap<String, LockGrant>,
+    payment_requests: BTreeMap<String, String>,
     next_order: u64,
     next_lock: u64,
     next_token: u64,
@@ -168,10 +168,10 @@ impl Tokenx {
         let t = Tokenx {
             inner: Arc::new(Mutex::new(Inner {
                 config,
-                tokens: HashMap::new(),
+                tokens: BTreeMap::new(),
                 orders: BTreeMap::new(),
-                lock_requests: HashMap::new(),
-                payment_requests: HashMap::new(),
+                lock_requests: BTreeMap::new(),
+                payment_requests: BTreeMap::new(),
                 next_order: 1,
                 next_lock: 1,
                 next_token: 1,

@@ -291,7 +291,8 @@ async fn create_transfer(State(f): State<Finix>, headers: HeaderMap, body: Bytes
     });
     let (cancel_tx, cancel_rx) = oneshot::channel();
     let (decide_tx, decide_rx) = oneshot::channel();
-    let (done_tx, done_rx) = watch::channel(false);
+    let done_tx = Signal::new(false);
+    let done_rx = done_tx.subscribe();
     {
         let mut g = f.lock();
         g.transfers.insert(id.clone(), transfer);
@@ -334,7 +335,7 @@ async fn run_terminal(
     device_id: String,
     script: CardScript,
     (cancel, decide): (oneshot::Receiver<()>, oneshot::Receiver<CardScript>),
-    done: watch::Sender<bool>,
+    done: Signal<bool>,
 ) {
     let outcome = match &script {
         // No timer for an immediate outcome: the timer wheel's millisecond tick would add to it.
@@ -425,7 +426,7 @@ async fn run_terminal(
         }
     }
     drop(g);
-    let _ = done.send(true);
+    done.send_replace(true);
 }
 
 fn unknown_card() -> Value {

@@ -27,7 +27,7 @@
 
 mod api;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -38,12 +38,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use base64::Engine;
+use kasa_core::signal::{Signal, Watcher};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 /// Settings of the Finix sandbox.
 #[derive(Debug, Clone)]
@@ -190,16 +191,16 @@ struct Pending {
 
 struct Inner {
     config: FinixConfig,
-    reversed: HashMap<String, i64>,
+    reversed: BTreeMap<String, i64>,
     devices: BTreeMap<String, Device>,
-    transfers: HashMap<String, Value>,
-    done: HashMap<String, watch::Receiver<bool>>,
-    idempotency: HashMap<String, (Value, String)>,
+    transfers: BTreeMap<String, Value>,
+    done: BTreeMap<String, Watcher<bool>>,
+    idempotency: BTreeMap<String, (Value, String)>,
     /// When each transfer becomes visible to lookups (absent: visible).
-    visible_from: HashMap<String, tokio::time::Instant>,
+    visible_from: BTreeMap<String, tokio::time::Instant>,
     /// Transfers lookups do not see until their outcome is reached.
-    hidden: std::collections::HashSet<String>,
-    pending: HashMap<String, Pending>,
+    hidden: std::collections::BTreeSet<String>,
+    pending: BTreeMap<String, Pending>,
     scripts: VecDeque<CardScript>,
     rng: StdRng,
 }
@@ -251,14 +252,14 @@ impl Finix {
         let f = Finix {
             inner: Arc::new(Mutex::new(Inner {
                 config,
-                reversed: HashMap::new(),
+                reversed: BTreeMap::new(),
                 devices: BTreeMap::new(),
-                transfers: HashMap::new(),
-                done: HashMap::new(),
-                idempotency: HashMap::new(),
-                visible_from: HashMap::new(),
-                hidden: std::collections::HashSet::new(),
-                pending: HashMap::new(),
+                transfers: BTreeMap::new(),
+                done: BTreeMap::new(),
+                idempotency: BTreeMap::new(),
+                visible_from: BTreeMap::new(),
+                hidden: std::collections::BTreeSet::new(),
+                pending: BTreeMap::new(),
                 scripts: VecDeque::new(),
                 rng,
             })),

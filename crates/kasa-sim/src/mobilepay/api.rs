@@ -77,7 +77,7 @@ fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
 struct Params(Map<String, Value>);
 
 impl Params {
-    fn from_query(q: HashMap<String, String>) -> Params {
+    fn from_query(q: BTreeMap<String, String>) -> Params {
         Params(q.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
     }
 
@@ -129,7 +129,7 @@ type Endpoint = fn(&MobilePay, &Params) -> ApiResult;
 async fn dispatch(
     mp: MobilePay,
     method: Method,
-    query: HashMap<String, String>,
+    query: BTreeMap<String, String>,
     body: Bytes,
     ep: Endpoint,
 ) -> Response {
@@ -144,7 +144,7 @@ async fn dispatch(
 type Reply = std::pin::Pin<Box<dyn Future<Output = Response> + Send>>;
 
 /// An axum handler that reads the fields from the query or the body, then runs `ep`.
-fn handler(ep: Endpoint) -> impl Fn(State<MobilePay>, Method, Query<HashMap<String, String>>, Bytes) -> Reply + Clone {
+fn handler(ep: Endpoint) -> impl Fn(State<MobilePay>, Method, Query<BTreeMap<String, String>>, Bytes) -> Reply + Clone {
     move |State(mp), method, Query(q), body| Box::pin(dispatch(mp, method, q, body, ep))
 }
 
