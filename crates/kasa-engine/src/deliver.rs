@@ -9,9 +9,9 @@ use crate::failpoint::failpoint;
 use crate::providers;
 
 pub(crate) async fn run(engine: &Engine, row: &OutboxRow) -> Delivery {
-    failpoint!("deliver.before_send");
+    failpoint!(engine.env(), "deliver.before_send");
     let delivery = providers::deliver(engine, row).await;
-    failpoint!("deliver.after_send");
+    failpoint!(engine.env(), "deliver.after_send");
     if let Delivery::Retry { error, .. } = &delivery {
         tracing::warn!(op = row.op.kind().as_str(), attempt = row.attempts + 1, %error, "delivery failed; will retry");
     }

@@ -96,6 +96,12 @@ pub struct Env {
     chance: Chance,
     /// Run blocking work (SQLite, the printer, hashing) in place instead of on Tokio's pool.
     pub inline_blocking: bool,
+    /// The simulation's hooks into the database (injected write failures, power cuts).
+    #[cfg(feature = "failpoints")]
+    pub store_hooks: kasa_store::faults::Hooks,
+    /// The simulation's say at each failpoint (see [`crate::failpoint`]).
+    #[cfg(feature = "failpoints")]
+    pub failpoint_hook: Option<crate::failpoint::Hook>,
 }
 
 impl fmt::Debug for Env {
@@ -124,6 +130,10 @@ impl Env {
             listener: Arc::new(TcpListener),
             chance: Chance::System,
             inline_blocking: false,
+            #[cfg(feature = "failpoints")]
+            store_hooks: kasa_store::faults::Hooks::default(),
+            #[cfg(feature = "failpoints")]
+            failpoint_hook: None,
         }
     }
 
@@ -136,12 +146,25 @@ impl Env {
             listener,
             chance: Chance::Seeded(Arc::new(Mutex::new(StdRng::seed_from_u64(seed)))),
             inline_blocking: true,
+            #[cfg(feature = "failpoints")]
+            store_hooks: kasa_store::faults::Hooks::default(),
+            #[cfg(feature = "failpoints")]
+            failpoint_hook: None,
         }
     }
 
     /// The current UTC time.
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
+    }
+
+    /// Opens the register's database, with the simulation's hooks when there are any.
+    pub(crate) fn open_store(&self, path: &std::path::Path) -> Result<kasa_store::Store, kasa_store::StoreError> {
+        #[cfg(feature = "failpoints")]
+        if self.store_hooks.fault.is_some() || self.store_hooks.durability.is_some() {
+            return kasa_store::Store::open_with_hooks(path, self.store_hooks.clone());
+        }
+        kasa_store::Store::open(path)
     }
 
     /// The HTTP client every provider sends through.

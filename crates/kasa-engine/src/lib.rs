@@ -44,10 +44,11 @@ use std::sync::{Arc, Mutex};
 
 use kasa_connect::ConnectError;
 use kasa_core::op::Op;
+use kasa_core::signal::Signal;
 use kasa_core::{Sale, SaleError, ShopItem, Transition};
 use kasa_store::{Store, StoreError, Tx};
 use time::OffsetDateTime;
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, broadcast};
 
 pub use config::Config;
 pub use credentials::{CredentialError, Credentials, KeyringCredentials, MemoryCredentials};
@@ -78,14 +79,16 @@ struct Inner {
     events: broadcast::Sender<EngineEvent>,
     dispatch_kick: Notify,
     sync_kick: Notify,
-    changes: watch::Sender<u64>,
-    shutdown: watch::Sender<bool>,
+    changes: Signal<u64>,
+    shutdown: Signal<bool>,
     live: Mutex<Live>,
     pin_guard: Mutex<manager::PinGuard>,
     demo: bool,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The register's time, identifiers, chance, network and threads.
     env: Env,
+    /// The order listing last written to the database, and when.
+    stored_listing: Mutex<Option<(Vec<kasa_core::OrderSummary>, OffsetDateTime)>>,
     /// Services the register runs for the outside (the Settle callback), stopped when dropped.
     listening: Mutex<Vec<Box<dyn Send + Sync>>>,
     /// This register's hold on its data directory, for as long as it runs.

@@ -251,6 +251,15 @@ impl Engine {
                     data: serde_json::json!({ "message": id, "op": row.op, "reason": reason, "last_error": row.last_error }),
                 };
                 tx.append_journal(&rec, at)?;
+                // A payment report that will never be sent leaves its sale's lock behind: release
+                // it (the release asks the cloud whose it is, and forgets the lock either way).
+                if let kasa_core::op::Op::TokenxPayment { order_id, .. } = &row.op {
+                    let release = kasa_core::op::Queued {
+                        key: env.next_id(),
+                        op: kasa_core::op::Op::TokenxRelease { order_id: order_id.clone() },
+                    };
+                    tx.enqueue(row.sale_id.as_deref(), &release, at)?;
+                }
                 // A payment whose outcome could not be found out holds its sale; discarding it is
                 // the manager's word that no money was taken, and the sale goes on without it.
                 let payment = matches!(

@@ -13,6 +13,9 @@ use crate::failpoint::failpoint;
 use crate::providers;
 use crate::{ApiError, Engine, EngineEvent, ErrorCode, SaleView, StepError, connect_error, dto, persist};
 
+/// How long an unchanged listing may go unwritten.
+const LISTING_REWRITE: time::Duration = time::Duration::seconds(60);
+
 impl Engine {
     /// Cached orders, newest first (shown even offline).
     pub async fn orders(&self) -> Result<Vec<OrderSummary>, ApiError> {
@@ -24,9 +27,19 @@ impl Engine {
         let mut list = self.inner.providers.tokenx.summary().await.map_err(|e| connect_error(&e))?;
         list.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.order_id.cmp(&b.order_id)));
         let at = self.now();
-        let stored = list.clone();
-        // A cache of the cloud's list: it need not wait for the disk.
-        self.db(move |s| Ok(s.write_without_sync(|tx| tx.upsert_order_summaries(&stored, at))?)).await?;
+        // The same listing as the one stored a moment ago is not written again: the cached list
+        // is already this, and the stored time of the listing (only read after a restart) may lag
+        // a little behind, which shows the list older than it is, never fresher.
+        let unchanged = {
+            let stored = self.inner.stored_listing.lock().unwrap_or_else(|e| e.into_inner());
+            stored.as_ref().is_some_and(|(l, when)| *l == list && at - *when < LISTING_REWRITE)
+        };
+        if !unchanged {
+            let stored = list.clone();
+            // A cache of the cloud's list: it need not wait for the disk.
+            self.db(move |s| Ok(s.write_without_sync(|tx| tx.upsert_order_summaries(&stored, at))?)).await?;
+            *self.inner.stored_listing.lock().unwrap_or_else(|e| e.into_inner()) = Some((list.clone(), at));
+        }
         self.inner.live.lock().unwrap_or_else(|e| e.into_inner()).orders_listed_at = Some(at);
         Ok(list)
     }
@@ -229,7 +242,7 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut changes = self.inner.changes.subscribe();
         loop {
-            changes.borrow_and_update();
+            changes.get_and_update();
             let sale = self.sale(sale_id).await?;
             if !sale.state.is_busy() || tokio::time::Instant::now() >= deadline {
                 return Ok(self.view(&sale));
@@ -243,7 +256,7 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut changes = self.inner.changes.subscribe();
         loop {
-            changes.borrow_and_update();
+            changes.get_and_update();
             let sale = self.sale(sale_id).await?;
             if sale.state == state || tokio::time::Instant::now() >= deadline {
                 return Ok(sale);
@@ -274,12 +287,12 @@ impl Engine {
                     check(&sale).map_err(StepError::Api)?;
                     let t = sale.handle(event, at, &mut env.ids())?;
                     persist(tx, &sale, &t, at)?;
-                    failpoint!("step.before_commit");
+                    failpoint!(&env, "step.before_commit");
                     Ok((sale, !t.ops.is_empty()))
                 })
             })
             .await?;
-        failpoint!("step.after_commit");
+        failpoint!(self.env(), "step.after_commit");
         self.after_change(&sale, queued);
         Ok(sale)
     }

@@ -4,8 +4,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use kasa_core::signal::Signal;
 use kasa_store::Store;
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, broadcast};
 
 use crate::providers::{self, Providers};
 use crate::{ApiError, Config, Credentials, Engine, Env, ErrorCode, Inner, Live, dispatch, owner, recovery, sync};
@@ -48,13 +49,14 @@ impl Engine {
                 events: broadcast::channel(256).0,
                 dispatch_kick: Notify::new(),
                 sync_kick: Notify::new(),
-                changes: watch::channel(0).0,
-                shutdown: watch::channel(false).0,
+                changes: Signal::new(0),
+                shutdown: Signal::new(false),
                 live: Mutex::new(Live { orders_listed_at, ..Live::default() }),
                 pin_guard: Mutex::new(crate::manager::PinGuard::default()),
                 demo,
                 tasks: Mutex::new(Vec::new()),
                 env,
+                stored_listing: Mutex::new(None),
                 listening: Mutex::new(Vec::new()),
                 owner: Mutex::new(Some(dir_lock)),
             }),
@@ -98,5 +100,6 @@ async fn take_data_dir(config: &Config, env: &Env) -> Result<owner::DirLock, Api
 
 async fn open_store(config: &Config, env: &Env) -> Result<Store, ApiError> {
     let path = config.database_path();
-    env.blocking(move || Store::open(&path)).await.map_err(setup)?.map_err(setup)
+    let env2 = env.clone();
+    env.blocking(move || env2.open_store(&path)).await.map_err(setup)?.map_err(setup)
 }

@@ -22,12 +22,12 @@ pub(crate) async fn run(engine: Engine) {
     let mut printer_checked: Option<Instant> = None;
     let mut terminal_checked: Option<Instant> = None;
     loop {
-        if *shutdown.borrow() {
+        if shutdown.get() {
             break;
         }
-        tokenx::refresh(&engine, &mut last).await;
+        let fresh = tokenx::refresh(&engine, &mut last).await;
         tokenx::renew_locks(&engine).await;
-        tokenx::pick_up_receipts(&engine, &mut checked).await;
+        tokenx::pick_up_receipts(&engine, if fresh { last.as_deref() } else { None }, &mut checked).await;
         printer::watch(&engine, &mut printer_checked).await;
         if terminal_checked.is_none_or(|t: Instant| t.elapsed() >= TERMINAL_CHECK) {
             terminal_checked = Some(Instant::now());

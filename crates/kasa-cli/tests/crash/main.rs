@@ -17,8 +17,7 @@
 //! docs/RELIABILITY.md: 1,000 and more), `KASA_CRASH_SEED` and `KASA_KILL_SEED` the seeds, which
 //! are printed so a failure can be replayed.
 
-#[path = "../../../kasa-engine/tests/support/invariants.rs"]
-mod invariants;
+use kasa_check as invariants;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

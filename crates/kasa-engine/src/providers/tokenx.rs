@@ -110,17 +110,53 @@ pub(crate) async fn deliver(engine: &Engine, row: &OutboxRow) -> Delivery {
         },
         Op::TokenxRelease { order_id } => release(engine, row, order_id).await,
         Op::TokenxPayment { order_id, lock_id, payments } => {
+            // The planted bug the simulation must catch: a report whose answer was lost goes
+            // out again under a new request id, which the cloud can't tell from a second one.
+            let fresh;
+            let key = if row.maybe_applied && crate::failpoint::planted("lost_answer_new_report") {
+                fresh = engine.env().next_id();
+                fresh.as_str()
+            } else {
+                key
+            };
+            let acknowledged =
+                || done(Some(SaleEvent::ReportAcknowledged), LockChange::Gone { order_id: order_id.clone() });
             match tokenx.payment(order_id, lock_id, key, payments).await {
-                Ok(()) => done(Some(SaleEvent::ReportAcknowledged), LockChange::Gone { order_id: order_id.clone() }),
+                Ok(()) => acknowledged(),
                 Err(e) if e.is_transient() => retry(&e),
-                Err(e) => Delivery::Park {
-                    reason: e.to_string(),
-                    event: Some(SaleEvent::ReportRefused { message: e.to_string() }),
-                },
+                // The lock lapsed while the report waited (an outage longer than the lock's
+                // life): lock the order again and report under the new lock, with the same
+                // request id (the report was refused, so nothing was applied under it).
+                Err(e) if e.code() == Some("ORDER_NOT_LOCKED") => {
+                    // Derived from the report's key and the lapsed lock, so a retry after a lost
+                    // answer gets the same lock back rather than a second one.
+                    let relock = format!("{key}-relock-{lock_id}");
+                    match tokenx.lock(order_id, &relock, None).await {
+                        Ok(l) => match tokenx.payment(order_id, &l.lock_id, key, payments).await {
+                            Ok(()) => acknowledged(),
+                            Err(e) if e.is_transient() => retry(&e),
+                            Err(e) => refused(&e.to_string()),
+                        },
+                        Err(e) if e.is_transient() => retry(&e),
+                        // Another register holds the order now: its sale may yet fail and let
+                        // the order go, so keep asking rather than leave a paid order open.
+                        Err(e) if e.code() == Some("ORDER_LOCKED") => retry(&e),
+                        Err(e) => refused(&format!(
+                            "the order's lock lapsed before the payment was reported and it could not be locked again ({e}); \
+                             the customer has paid here: make sure no other register charges this order"
+                        )),
+                    }
+                }
+                Err(e) => refused(&e.to_string()),
             }
         }
         other => Delivery::Park { reason: format!("not a Token X operation: {:?}", other.kind()), event: None },
     }
+}
+
+/// A report the cloud refused: parked for the manager with the reason, and the sale told.
+fn refused(reason: &str) -> Delivery {
+    Delivery::Park { reason: reason.to_string(), event: Some(SaleEvent::ReportRefused { message: reason.to_string() }) }
 }
 
 /// Unlocks an order this register may have locked, if the cloud says the lock is ours.
@@ -153,7 +189,8 @@ async fn release(engine: &Engine, row: &OutboxRow, order_id: &str) -> Delivery {
 }
 
 /// Refreshes the order list; tells the screens when it changed.
-pub(crate) async fn refresh(engine: &Engine, last: &mut Option<Vec<OrderSummary>>) {
+/// Returns whether `last` now holds this round's listing.
+pub(crate) async fn refresh(engine: &Engine, last: &mut Option<Vec<OrderSummary>>) -> bool {
     match engine.fetch_orders().await {
         Ok(list) => {
             engine.set_online(true, None);
@@ -161,12 +198,17 @@ pub(crate) async fn refresh(engine: &Engine, last: &mut Option<Vec<OrderSummary>
                 let _ = engine.inner.events.send(EngineEvent::OrdersChanged { orders: list.clone() });
                 *last = Some(list);
             }
+            true
         }
-        Err(e) if e.code == ErrorCode::Offline => engine.set_online(false, Some(e.message)),
+        Err(e) if e.code == ErrorCode::Offline => {
+            engine.set_online(false, Some(e.message));
+            false
+        }
         Err(e) => {
             // Answered, but refused: online, with a problem the manager must fix.
             tracing::error!(error = %e, "Token X refused the order list");
             engine.set_online(true, None);
+            false
         }
     }
 }
@@ -176,7 +218,10 @@ const RENEW_BEFORE: time::Duration = time::Duration::seconds(60);
 
 /// Keeps the locks of sales that are paying from lapsing: a card payment can outlast a lock.
 pub(crate) async fn renew_locks(engine: &Engine) {
-    let holding = [SaleState::Paying, SaleState::Tendering, SaleState::Voiding, SaleState::NeedsAttention];
+    // A paid sale holds its lock until the cloud has its payment report: an outage can delay
+    // the report past the lock's life.
+    let holding =
+        [SaleState::Paying, SaleState::Tendering, SaleState::Voiding, SaleState::NeedsAttention, SaleState::Paid];
     let Ok(paying) = engine.db(move |s| Ok(s.sales_in(&holding)?)).await else { return };
     for sale in paying {
         let (Some(lock), Some(order_id)) = (sale.lock.clone(), sale.basket.pump_order_id()) else { continue };
@@ -200,15 +245,26 @@ const UNLISTED_CHECK: Duration = Duration::from_secs(5);
 
 /// For sales paid for a pump order, reads the order once the cloud lists it completed (or, when
 /// the list no longer carries it, every few seconds) and stores the pump's receipt with the sale.
-pub(crate) async fn pick_up_receipts(engine: &Engine, checked: &mut HashMap<String, Instant>) {
+/// `listing` is the order list this round fetched, when it could.
+pub(crate) async fn pick_up_receipts(
+    engine: &Engine,
+    listing: Option<&[OrderSummary]>,
+    checked: &mut HashMap<String, Instant>,
+) {
     let waiting = match engine.db(|s| Ok(s.sales_in(&[SaleState::Paid, SaleState::Reported])?)).await {
         Ok(w) => w,
         Err(_) => return,
     };
     checked.retain(|id, _| waiting.iter().any(|s| &s.id.0 == id));
-    let listed: HashMap<String, OrderStatus> = match engine.orders().await {
-        Ok(list) => list.into_iter().map(|o| (o.order_id, o.status)).collect(),
-        Err(_) => return,
+    if waiting.is_empty() {
+        return;
+    }
+    let listed: HashMap<String, OrderStatus> = match listing {
+        Some(list) => list.iter().map(|o| (o.order_id.clone(), o.status)).collect(),
+        None => match engine.orders().await {
+            Ok(list) => list.into_iter().map(|o| (o.order_id, o.status)).collect(),
+            Err(_) => return,
+        },
     };
     for sale in waiting {
         let Some(order_id) = sale.basket.pump_order_id().map(str::to_string) else { continue };

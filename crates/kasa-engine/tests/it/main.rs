@@ -1,7 +1,6 @@
 //! Engine tests: whole sales against the sandbox on loopback.
 
-#[path = "../support/invariants.rs"]
-mod invariants;
+use kasa_check as invariants;
 
 mod bindings;
 mod chaos;
