@@ -1,13 +1,17 @@
 //! `kasa`: the headless register.
 //!
 //! Runs the demo, lists orders, sells an order, runs the sandbox on its own, stores secrets in
-//! the OS keyring and checks the journal. Configuration comes from `--config` or `KASA_CONFIG`.
+//! the OS keyring, checks the journal and (built with `--features simulate`) simulates whole store
+//! days deterministically. Configuration comes from `--config` or `KASA_CONFIG`.
 //!
 //! One process writes a data directory. The commands that only look (`status`, `orders`,
 //! `queue list`, `journal verify`, `slip`) open its database read-only and work beside a
 //! running register; the ones that change something (`sale`, `refund`, `recover`,
 //! `manager set-pin`, `queue retry`, `queue discard`) run a register themselves, and refuse,
 //! saying what to do, while another one runs there.
+
+#[cfg(feature = "simulate")]
+mod simulate;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -132,6 +136,46 @@ enum Command {
         #[command(subcommand)]
         action: QueueAction,
     },
+    /// Simulate whole store days deterministically (registers, sandbox and network on one
+    /// thread and virtual time), with faults drawn from the seed; prints throughput, the faults
+    /// injected and the promises checked. Built with `--features simulate`.
+    #[cfg(feature = "simulate")]
+    Simulate {
+        /// One seed.
+        #[arg(long, conflicts_with = "seeds")]
+        seed: Option<u64>,
+        /// A range of seeds, end excluded (1..201), run in parallel on --threads.
+        #[arg(long)]
+        seeds: Option<String>,
+        /// Sales per store day.
+        #[arg(long, default_value_t = 500)]
+        sales: usize,
+        /// Fault profile: calm, default or heavy.
+        #[arg(long = "faults", default_value = "default")]
+        faults: String,
+        /// Registers in the store (two race for the same pump orders).
+        #[arg(long, default_value_t = 2)]
+        registers: usize,
+        /// Threads for a sweep.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Reduce a failing run's fault schedule to a small one that still fails.
+        #[arg(long)]
+        shrink: bool,
+        /// Switch on a planted bug (to watch the simulation find it).
+        #[arg(long = "plant")]
+        plant: Vec<String>,
+        /// Write the whole trace of the (first failing, or only) run to this file.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Seeds recorded as known open findings (docs/RELIABILITY.md): run apart, and each
+        /// must still break a promise.
+        #[arg(long, value_delimiter = ',')]
+        known: Vec<u64>,
+        /// Run every seed of a sweep past failures and list the failing ones.
+        #[arg(long)]
+        keep_going: bool,
+    },
     /// Write the UI's TypeScript bindings to a file.
     Bindings {
         /// Output file.
@@ -193,8 +237,49 @@ enum JournalAction {
 fn main() {
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
-    kasa_engine::logging::init();
     let cli = Cli::parse();
+    #[cfg(feature = "simulate")]
+    if let Command::Simulate {
+        seed,
+        seeds,
+        sales,
+        faults,
+        registers,
+        threads,
+        shrink,
+        plant,
+        trace,
+        known,
+        keep_going,
+    } = &cli.command
+    {
+        // Each simulated store runs on a thread and runtime of its own.
+        let args = (|| -> Result<simulate::Args> {
+            let seeds = match (seed, seeds) {
+                (Some(s), _) => *s..*s + 1,
+                (None, Some(range)) => simulate::parse_seeds(range)?,
+                (None, None) => 1..2,
+            };
+            Ok(simulate::Args {
+                seeds,
+                sales: *sales,
+                registers: *registers,
+                profile: simulate::parse_profile(faults)?,
+                threads: *threads,
+                shrink: *shrink,
+                planted: plant.clone(),
+                trace: trace.clone(),
+                known: known.clone(),
+                keep_going: *keep_going,
+            })
+        })();
+        if let Err(e) = args.and_then(simulate::run) {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    kasa_engine::logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -477,6 +562,8 @@ async fn run(cli: Cli) -> Result<()> {
             println!("wrote {}", out.display());
             Ok(())
         }
+        #[cfg(feature = "simulate")]
+        Command::Simulate { .. } => bail!("`kasa simulate` runs before the runtime starts, on threads of its own"),
     }
 }
 
