@@ -253,7 +253,11 @@ fn main() {
         keep_going,
     } = &cli.command
     {
-        // Each simulated store runs on a thread and runtime of its own.
+        // Each simulated store runs on a thread and runtime of its own. The registers' logs
+        // only when asked for (RUST_LOG): a sweep logs millions of retries.
+        if std::env::var_os("RUST_LOG").is_some() {
+            kasa_engine::logging::init();
+        }
         let args = (|| -> Result<simulate::Args> {
             let seeds = match (seed, seeds) {
                 (Some(s), _) => *s..*s + 1,

@@ -270,7 +270,8 @@ fn record_one(
         Delivery::Retry { error, maybe_applied } => {
             let delay = backoff(tuning, row.op.kind(), row.attempts, env.random());
             let next = at + time::Duration::try_from(delay).unwrap_or(time::Duration::SECOND);
-            tx.outbox_retry_at(row.id, &error, next, maybe_applied)?;
+            // The row may know more than this attempt: an earlier one whose recording failed.
+            tx.outbox_retry_at(row.id, &error, next, maybe_applied || row.maybe_applied)?;
             return Ok(None);
         }
         Delivery::Park { reason, event } => {

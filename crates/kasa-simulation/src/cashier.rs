@@ -319,6 +319,25 @@ pub(crate) async fn tidy(world: &World, r: usize, engine: &Engine, closing: bool
         for item in queue.iter().filter(|i| i.state == "parked" && taken_over(i)) {
             give_back(world, r, engine, item).await;
         }
+        for item in queue.iter().filter(|i| i.state == "parked" && i.kind == "card_lookup") {
+            // A card sale too old to ask the customer again, with no final transfer found: the
+            // manager looks at the Finix dashboard, as the parked message says to.
+            let charged = world.sandbox.finix.transfers().iter().any(|t| {
+                t["tags"]["sale_id"].as_str() == item.sale_id.as_deref()
+                    && t["state"] != "FAILED"
+                    && t["state"] != "CANCELED"
+            });
+            if !charged {
+                let done = engine.discard(item.id, PIN, "no such card sale on the Finix dashboard").await;
+                world.log(&format!(
+                    "r{r} tidy: nothing on the dashboard, discarded lookup {}: {}",
+                    item.id,
+                    done.is_ok()
+                ));
+                world.count("card lookups discarded by the manager after checking the dashboard");
+            }
+        }
+        let Ok(queue) = engine.queue(1_000).await else { return };
         for item in queue.into_iter().filter(|i| i.state == "parked" && !taken_over(i)) {
             let retried = engine.retry_now(item.id, Some(PIN)).await;
             world.log(&format!("r{r} tidy: manager retries parked {} ({}): {}", item.id, item.kind, retried.is_ok()));
@@ -336,6 +355,15 @@ pub(crate) fn taken_over(item: &kasa_engine::manager::QueueItem) -> bool {
 /// manager reads its reason, gives this customer's money back and discards the report.
 async fn give_back(world: &World, r: usize, engine: &Engine, item: &kasa_engine::manager::QueueItem) {
     let Some(id) = item.sale_id.clone() else { return };
+    // The manager looks the order up in the Token X portal first: only an order another
+    // register reported is given back; anything else stays parked for a closer look.
+    let Ok(sale) = engine.sale(&id).await else { return };
+    let Some(order) = sale.basket.pump_order_id() else { return };
+    let reporter = world.sandbox.tokenx.payment_of(order).and_then(|p| p["terminalId"].as_str().map(str::to_string));
+    if reporter.is_none() || reporter.as_deref() == Some(world.slots[r].terminal.as_str()) {
+        world.log(&format!("r{r} tidy: report {} refused, but no other register paid the order", item.id));
+        return;
+    }
     let Ok(view) = engine.wait_settled(&id, secs(60)).await else { return };
     for (i, amount) in view.refundable.iter().enumerate() {
         if amount.minor > 0 {

@@ -212,12 +212,21 @@ impl Schedule {
             let mut t = every(&mut rng, 60.0);
             while t < horizon_ms {
                 let long = rng.random_bool(0.08);
+                // A service manager restarts a crashed register within a second or two: often
+                // while the customer is still tapping the card the crash interrupted.
+                let quick = !long && rng.random_bool(0.3);
                 let points = kasa_engine::failpoint::NAMES;
                 events.push(Event::Crash {
                     register,
                     at_ms: t,
                     point: rng.random_bool(0.4).then(|| points[rng.random_range(0..points.len())].to_string()),
-                    down_ms: if long { rng.random_range(130_000..900_000) } else { rng.random_range(2_000..60_000) },
+                    down_ms: if long {
+                        rng.random_range(130_000..900_000)
+                    } else if quick {
+                        rng.random_range(1_000..3_000)
+                    } else {
+                        rng.random_range(2_000..60_000)
+                    },
                     power_cut: rng.random_bool(0.3),
                     keep: rng.random_range(0.0..1.0),
                 });

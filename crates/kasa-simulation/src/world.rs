@@ -85,6 +85,10 @@ impl World {
         c.finix.seed = opts.seed;
         c.finix.tap = Some((Duration::from_millis(300), Duration::from_millis(4_000)));
         c.finix.decline_rate = 0.08;
+        // Lookups that lag, as a real payment service's search index does: a transfer is not
+        // found until its card is read, nor for two seconds after it was made.
+        c.finix.hidden_until_final = true;
+        c.finix.lookup_lag = Duration::from_secs(2);
         c.mobilepay.customer = kasa_sim::CustomerScript::Manual;
         c.mobilepay.seed = opts.seed;
         c.settle.customer = kasa_sim::SettleCustomer::Manual;

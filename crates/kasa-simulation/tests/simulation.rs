@@ -48,7 +48,10 @@ fn an_empty_card_lookup_taken_as_no_charge_is_found() {
 
 #[test]
 fn a_report_resent_under_a_new_id_after_a_lost_answer_is_found() {
-    found_within("lost_answer_new_report", 1..21, 150, Profile::Heavy);
+    // The second report, under its new id, is refused (the order is paid) and parks; a report
+    // the cloud took twice would break "reported exactly once".
+    let (seed, v) = found_within("lost_answer_new_report", 1..21, 150, Profile::Heavy);
+    assert!(v.contains("parked") || v.contains("reported"), "seed {seed} broke something else: {v}");
 }
 
 #[test]

@@ -128,9 +128,11 @@ pub(crate) async fn deliver(engine: &Engine, row: &OutboxRow) -> Delivery {
                 // life): lock the order again and report under the new lock, with the same
                 // request id (the report was refused, so nothing was applied under it).
                 Err(e) if e.code() == Some("ORDER_NOT_LOCKED") => {
-                    // Derived from the report's key and the lapsed lock, so a retry after a lost
-                    // answer gets the same lock back rather than a second one.
-                    let relock = format!("{key}-relock-{lock_id}");
+                    // One request id per attempt, derived from the report's key: a relock whose
+                    // answer was lost holds the order until it lapses (the next attempt hears
+                    // ORDER_LOCKED and waits), and an id is never asked again for a lock that
+                    // has lapsed since.
+                    let relock = format!("{key}-relock-{}", row.attempts);
                     match tokenx.lock(order_id, &relock, None).await {
                         Ok(l) => match tokenx.payment(order_id, &l.lock_id, key, payments).await {
                             Ok(()) => acknowledged(),
@@ -140,7 +142,9 @@ pub(crate) async fn deliver(engine: &Engine, row: &OutboxRow) -> Delivery {
                         Err(e) if e.is_transient() => retry(&e),
                         // Another register holds the order now: its sale may yet fail and let
                         // the order go, so keep asking rather than leave a paid order open.
-                        Err(e) if e.code() == Some("ORDER_LOCKED") => retry(&e),
+                        // LOCK_RELEASED: a repeated request id whose lock has lapsed (the contract is
+                        // silent; the code is the sandbox's, inferred).
+                        Err(e) if matches!(e.code(), Some("ORDER_LOCKED") | Some("LOCK_RELEASED")) => retry(&e),
                         Err(e) => refused(&format!(
                             "the order's lock lapsed before the payment was reported and it could not be locked again ({e}); \
                              the customer has paid here: make sure no other register charges this order"
