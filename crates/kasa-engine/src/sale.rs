@@ -30,14 +30,20 @@ impl Engine {
         // The same listing as the one stored a moment ago is not written again: the cached list
         // is already this, and the stored time of the listing (only read after a restart) may lag
         // a little behind, which shows the list older than it is, never fresher.
-        let unchanged = {
+        let (unchanged, changed) = {
             let stored = self.inner.stored_listing.lock().unwrap_or_else(|e| e.into_inner());
-            stored.as_ref().is_some_and(|(l, when)| *l == list && at - *when < LISTING_REWRITE)
+            let unchanged = stored.as_ref().is_some_and(|(l, when)| *l == list && at - *when < LISTING_REWRITE);
+            // Only the orders that differ from the stored listing are written again.
+            let changed: Vec<OrderSummary> = match stored.as_ref() {
+                Some((l, _)) => list.iter().filter(|o| !l.contains(o)).cloned().collect(),
+                None => list.clone(),
+            };
+            (unchanged, changed)
         };
         if !unchanged {
             let stored = list.clone();
             // A cache of the cloud's list: it need not wait for the disk.
-            self.db(move |s| Ok(s.write_without_sync(|tx| tx.upsert_order_summaries(&stored, at))?)).await?;
+            self.db(move |s| Ok(s.write_without_sync(|tx| tx.record_listing(&changed, &stored, at))?)).await?;
             *self.inner.stored_listing.lock().unwrap_or_else(|e| e.into_inner()) = Some((list.clone(), at));
         }
         self.inner.live.lock().unwrap_or_else(|e| e.into_inner()).orders_listed_at = Some(at);

@@ -67,3 +67,24 @@ fn without_a_planted_bug_the_same_seeds_pass() {
         assert!(r.passed(), "seed {seed} ({profile:?}) broke: {:?}\n{}", r.violation, r.trace_tail.join("\n"));
     }
 }
+
+#[test]
+fn a_failing_run_shrinks_to_fewer_faults_that_still_fail() {
+    let mut o = Options::new(1, 150, 2);
+    o.profile = Profile::Heavy;
+    o.planted = vec!["lost_answer_new_report".into()];
+    let original = run(&o);
+    assert!(!original.passed(), "seed 1 should find the planted bug");
+    let (small, report) = kasa_simulation::shrink(&o, 40).expect("a failing run shrinks");
+    assert!(!report.passed(), "the shrunk run still fails");
+    let events = |s: &kasa_simulation::Schedule| s.events.len();
+    let shrunk = small.schedule.as_ref().expect("the shrunk run names its schedule");
+    assert!(
+        events(shrunk) < events(&original.schedule) || small.sales < o.sales,
+        "nothing was taken away: {} events, {} sales",
+        events(shrunk),
+        small.sales
+    );
+    // And it replays: the same options give the same trace.
+    assert_eq!(run(&small).trace_hash, report.trace_hash);
+}

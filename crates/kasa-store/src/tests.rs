@@ -345,6 +345,35 @@ fn the_cached_order_list_is_the_last_listing_with_its_time() {
     assert_eq!(store.orders_listed_at().unwrap(), Some(later));
     let kept: i64 = store.read(|c| Ok(c.query_row("SELECT count(*) FROM orders", [], |r| r.get(0))?)).unwrap();
     assert_eq!(kept, 3);
+
+    // A listing that changed only in part writes only that part, and is still the whole list.
+    let mut c = summary("C", 3);
+    c.pump_no = 9;
+    let list = [summary("B", 2), c.clone(), summary("D", 4)];
+    let even_later = later + time::Duration::seconds(5);
+    store.write(|tx| tx.record_listing(&[c, summary("D", 4)], &list, even_later)).unwrap();
+    assert_eq!(ids(&store), ["D", "C", "B"]);
+    assert_eq!(store.orders(10).unwrap()[1].pump_no, 9);
+    let stamp = |id: &str| -> String {
+        store
+            .read(|conn| Ok(conn.query_row("SELECT seen_at FROM orders WHERE order_id = ?1", [id], |r| r.get(0))?))
+            .unwrap()
+    };
+    assert_ne!(stamp("B"), stamp("D"), "the unchanged row was not written again");
+}
+
+#[test]
+fn a_cached_list_written_before_listings_were_kept_as_ids_still_reads() {
+    let (_d, store) = store();
+    store.write(|tx| tx.upsert_order_summaries(&[summary("A", 1), summary("B", 2)], NOW)).unwrap();
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            tx.conn().execute("DELETE FROM settings WHERE key = 'orders_listed'", [])?;
+            Ok(())
+        })
+        .unwrap();
+    let ids = store.orders(10).unwrap().into_iter().map(|o| o.order_id).collect::<Vec<_>>();
+    assert_eq!(ids, ["B", "A"]);
 }
 
 /// The power-cut model the simulation relies on, checked against SQLite itself: the WAL cut at
