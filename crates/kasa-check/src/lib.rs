@@ -69,7 +69,10 @@ pub fn verify_with(
     label: &str,
 ) -> Result<Checked, String> {
     store.integrity_check().map_err(|e| format!("{label}: database integrity: {e}"))?;
-    ensure!(store.verify_journal().map_err(|e| e.to_string())?.is_intact(), "{label}: journal intact");
+    let journal = store.verify_journal().map_err(|e| e.to_string())?;
+    if let Some(b) = &journal.first_break {
+        return Err(format!("{label}: journal intact (broken at entry {}: {})", b.seq, b.reason));
+    }
     let sales = store.recent_sales(1_000_000).map_err(|e| e.to_string())?;
     let counts = store.queue_counts().map_err(|e| e.to_string())?;
     ensure_eq!((counts.pending, counts.parked), (0, 0), "{label}: queue delivered, nothing parked");

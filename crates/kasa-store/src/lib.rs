@@ -352,7 +352,16 @@ impl Store {
             Some(c) => c,
             None => self.open_reader()?,
         };
-        let out = f(&reader);
+        // One read transaction: a read of several statements (the journal and its head, a
+        // sale and its queue) sees one snapshot, whatever the writer commits meanwhile.
+        let out = match reader.unchecked_transaction() {
+            Ok(snapshot) => {
+                let out = f(&snapshot);
+                drop(snapshot); // nothing to keep: ends the read
+                out
+            }
+            Err(e) => Err(e.into()),
+        };
         let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
         if pool.len() < MAX_READERS {
             pool.push(reader);

@@ -236,6 +236,22 @@ fn a_parked_message_holds_back_only_its_own_sale() {
 }
 
 #[test]
+fn a_read_of_several_statements_sees_one_snapshot_while_the_writer_commits() {
+    let (_d, store) = store();
+    let count =
+        |c: &rusqlite::Connection| -> i64 { c.query_row("SELECT count(*) FROM settings", [], |r| r.get(0)).unwrap() };
+    let (before, after) = store
+        .read(|c| {
+            let before = count(c);
+            store.write(|tx| tx.set_setting("committed_meanwhile", "1")).unwrap();
+            Ok((before, count(c)))
+        })
+        .unwrap();
+    assert_eq!(before, after, "the second statement saw a commit the first did not");
+    assert_eq!(store.read(|c| Ok(count(c))).unwrap(), before + 1, "the next read sees it");
+}
+
+#[test]
 fn a_reader_beside_the_writer_reads_and_never_writes_or_creates() {
     let dir = tempfile::tempdir().unwrap();
     let missing = Store::open_read_only(&dir.path().join("none.db")).unwrap_err();
