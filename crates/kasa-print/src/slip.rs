@@ -187,7 +187,7 @@ impl Slip {
             copy,
             title: None,
             sale_id: sale.id.0.clone(),
-            when: local_time(sale.updated_at, offset),
+            when: local_time(sale.paid_at.unwrap_or(sale.updated_at), offset),
             lines,
             vat,
             total: sale.total()?,

@@ -209,6 +209,10 @@ pub struct Sale {
     pub notice: Option<Notice>,
     /// The pump's receipt, once issued.
     pub receipt: Option<ReceiptInfo>,
+    /// When it was paid in full: the time its slip shows, whatever happens to it later (the
+    /// report, the pump's receipt). Absent in sales stored before it was kept.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<OffsetDateTime>,
 }
 
 impl Sale {
@@ -228,6 +232,7 @@ impl Sale {
             unexpected: Vec::new(),
             notice: None,
             receipt: None,
+            paid_at: None,
         }
     }
 
@@ -290,6 +295,9 @@ impl Sale {
         let mut next = self.clone();
         let ops = next.apply(&event, now, ids)?;
         next.updated_at = now;
+        if next.state.is_paid() && !self.state.is_paid() {
+            next.paid_at = Some(now);
+        }
         let journal = JournalRecord {
             sale_id: Some(self.id.0.clone()),
             kind: event.kind().to_string(),

@@ -80,11 +80,17 @@ fn card_sale_of_a_pump_order_runs_lock_pay_report_receipt() {
         other => panic!("unexpected {other:?}"),
     }
 
-    s.handle(SaleEvent::ReportAcknowledged, NOW, &mut ids).unwrap();
+    assert_eq!(s.paid_at, Some(NOW));
+
+    // The report and the receipt come later; the sale stays paid at the time it was paid (the
+    // time its slip shows, on paper and on screen alike).
+    let later = NOW + time::Duration::seconds(75);
+    s.handle(SaleEvent::ReportAcknowledged, later, &mut ids).unwrap();
     assert_eq!(s.state, SaleState::Reported);
-    let receipt = ReceiptInfo { fiscal_no: "F1".into(), z_no: "Z1".into(), eku_no: "E1".into(), issued_at: NOW };
-    s.handle(SaleEvent::ReceiptIssued { receipt }, NOW, &mut ids).unwrap();
+    let receipt = ReceiptInfo { fiscal_no: "F1".into(), z_no: "Z1".into(), eku_no: "E1".into(), issued_at: later };
+    s.handle(SaleEvent::ReceiptIssued { receipt }, later, &mut ids).unwrap();
     assert_eq!(s.state, SaleState::Completed);
+    assert_eq!((s.paid_at, s.updated_at), (Some(NOW), later));
 }
 
 #[test]
