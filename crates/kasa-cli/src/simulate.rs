@@ -50,14 +50,6 @@ pub fn parse_profile(text: &str) -> Result<Profile> {
     text.parse::<Profile>().map_err(anyhow::Error::msg)
 }
 
-fn profile_name(p: Profile) -> &'static str {
-    match p {
-        Profile::Calm => "calm",
-        Profile::Default => "default",
-        Profile::Heavy => "heavy",
-    }
-}
-
 /// Runs the simulation; fails (exit status 1) when a promise broke.
 pub fn run(args: Args) -> Result<()> {
     for name in &args.planted {
@@ -137,7 +129,7 @@ fn print_summary(args: &Args, reports: &[Report], wall: Duration) {
     println!(
         "simulated {} store day(s) ({} profile, {} register(s), seeds {}..{}) on {} thread(s)",
         reports.len(),
-        profile_name(args.profile),
+        args.profile.name(),
         args.registers,
         args.seeds.start,
         args.seeds.end,
@@ -182,7 +174,7 @@ fn print_failure(args: &Args, r: &Report) {
         "kasa simulate --seed {} --sales {} --faults {} --registers {}",
         r.seed,
         args.sales,
-        profile_name(args.profile),
+        args.profile.name(),
         args.registers
     );
     for p in &args.planted {

@@ -32,6 +32,17 @@ pub enum Profile {
     Heavy,
 }
 
+impl Profile {
+    /// The name `--faults` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Calm => "calm",
+            Profile::Default => "default",
+            Profile::Heavy => "heavy",
+        }
+    }
+}
+
 impl std::str::FromStr for Profile {
     type Err = String;
 
