@@ -348,7 +348,8 @@ pub(crate) async fn tidy(world: &World, r: usize, engine: &Engine, closing: bool
 /// Whether a parked message is a payment report the cloud refused because another register
 /// sold the order after this one's lock lapsed.
 pub(crate) fn taken_over(item: &kasa_engine::manager::QueueItem) -> bool {
-    item.kind == "tokenx_payment" && item.last_error.as_deref().is_some_and(|e| e.contains("lock lapsed"))
+    item.kind == "tokenx_payment"
+        && item.last_error.as_deref().is_some_and(|e| e.contains(kasa_engine::providers::tokenx::LOCK_LAPSED))
 }
 
 /// A report refused because another register sold the order meanwhile is not retried: the

@@ -146,7 +146,7 @@ pub(crate) async fn deliver(engine: &Engine, row: &OutboxRow) -> Delivery {
                         // silent; the code is the sandbox's, inferred).
                         Err(e) if matches!(e.code(), Some("ORDER_LOCKED") | Some("LOCK_RELEASED")) => retry(&e),
                         Err(e) => refused(&format!(
-                            "the order's lock lapsed before the payment was reported and it could not be locked again ({e}); \
+                            "{LOCK_LAPSED} and it could not be locked again ({e}); \
                              the customer has paid here: make sure no other register charges this order"
                         )),
                     }
@@ -157,6 +157,10 @@ pub(crate) async fn deliver(engine: &Engine, row: &OutboxRow) -> Delivery {
         other => Delivery::Park { reason: format!("not a Token X operation: {:?}", other.kind()), event: None },
     }
 }
+
+/// How a parked payment report begins when the order's lock lapsed and the order could not be
+/// locked again (sold at another register, or closed): the manager's cue to check the portal.
+pub const LOCK_LAPSED: &str = "the order's lock lapsed before the payment was reported";
 
 /// A report the cloud refused: parked for the manager with the reason, and the sale told.
 fn refused(reason: &str) -> Delivery {
