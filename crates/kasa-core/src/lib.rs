@@ -8,6 +8,7 @@
 //! identifiers are passed in by the caller, so every transition is reproducible in a test.
 
 pub mod basket;
+pub mod fiscal;
 pub mod journal;
 pub mod money;
 pub mod op;
@@ -17,6 +18,7 @@ pub mod sale;
 pub mod signal;
 
 pub use basket::{Basket, Line, ShopItem};
+pub use fiscal::{BusinessCustomer, FiscalDoc, FiscalReceipt, FiscalSignature, FiscalState, SignatureLine};
 pub use money::{Currency, Litres, Money, MoneyError};
 pub use op::{Op, OpKind};
 pub use order::{LockInfo, OrderProblem, OrderStatus, OrderSummary, PumpOrder, ReceiptInfo};

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use crate::fiscal::FiscalDoc;
 use crate::money::Money;
 use crate::payment::ReportedPayment;
 
@@ -128,6 +129,12 @@ pub enum Op {
         /// Amount to give back.
         amount: Money,
     },
+    /// Have a receipt signed by the fiscal middleware (fiskaltrust `POST /v2/sign`); the
+    /// idempotency key is its `x-operation-id`.
+    FiscalSign {
+        /// What is signed.
+        doc: FiscalDoc,
+    },
     /// Print the sale's customer slip.
     PrintSlip {
         /// A reprint, marked as a copy.
@@ -162,6 +169,8 @@ pub enum OpKind {
     Refund,
     /// [`Op::PrintSlip`].
     PrintSlip,
+    /// [`Op::FiscalSign`].
+    FiscalSign,
 }
 
 impl OpKind {
@@ -178,6 +187,7 @@ impl OpKind {
             OpKind::SettlePayment => "settle_payment",
             OpKind::Refund => "refund",
             OpKind::PrintSlip => "print_slip",
+            OpKind::FiscalSign => "fiscal_sign",
         }
     }
 }
@@ -196,6 +206,7 @@ impl Op {
             Op::SettleScanWait { .. } | Op::SettleRequest { .. } | Op::SettleAwait { .. } => OpKind::SettlePayment,
             Op::CardRefund { .. } | Op::MobilePayRefund { .. } | Op::SettleRefund { .. } => OpKind::Refund,
             Op::PrintSlip { .. } => OpKind::PrintSlip,
+            Op::FiscalSign { .. } => OpKind::FiscalSign,
         }
     }
 
@@ -227,6 +238,9 @@ impl Op {
                 format!("refund:{refund_id}")
             }
             Op::PrintSlip { .. } => format!("{DEVICE_LANE}printer"),
+            // One strict lane: receipts are signed in the order they were made, a late one
+            // included (not a device lane, which would let later receipts pass a failing one).
+            Op::FiscalSign { .. } => FISCAL_LANE.to_string(),
         }
     }
 }
@@ -246,6 +260,8 @@ pub enum System {
     Settle,
     /// The receipt printer.
     Printer,
+    /// The fiscal middleware (fiskaltrust).
+    Fiscal,
 }
 
 impl Op {
@@ -262,6 +278,7 @@ impl Op {
                 System::Settle
             }
             Op::PrintSlip { .. } => System::Printer,
+            Op::FiscalSign { .. } => System::Fiscal,
         }
     }
 }
@@ -269,6 +286,9 @@ impl Op {
 /// The prefix of a device's lane: shared by every sale that uses the device, in order, but
 /// never held up by another sale's message that is failing (see [`Op::lane`]).
 pub const DEVICE_LANE: &str = "device:";
+
+/// The lane of every receipt to be signed, in the order they were made.
+pub const FISCAL_LANE: &str = "fiscal";
 
 /// An operation together with the idempotency key it will carry on every attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::basket::ShopItem;
+use crate::fiscal::{BusinessCustomer, FiscalSignature};
 use crate::journal::JournalRecord;
 use crate::money::{Money, MoneyError};
 use crate::op::Queued;
@@ -99,6 +100,18 @@ pub enum SaleEvent {
         /// Receipt details.
         receipt: ReceiptInfo,
     },
+    /// The fiscal middleware signed one of the sale's receipts.
+    FiscalSigned {
+        /// The receipt's reference.
+        reference: String,
+        /// What the middleware answered.
+        signature: FiscalSignature,
+    },
+    /// The cashier named the business to invoice (or cleared it).
+    CustomerSet {
+        /// The business; none for a plain receipt.
+        customer: Option<BusinessCustomer>,
+    },
     /// The cashier added a shop article to the basket.
     ItemAdded {
         /// The article.
@@ -154,6 +167,8 @@ impl SaleEvent {
             SaleEvent::RefundRequested { .. } => "refund_requested",
             SaleEvent::RefundCompleted { .. } => "refund_completed",
             SaleEvent::RefundFailed { .. } => "refund_failed",
+            SaleEvent::FiscalSigned { .. } => "fiscal_signed",
+            SaleEvent::CustomerSet { .. } => "customer_set",
         }
     }
 }
@@ -199,6 +214,9 @@ pub enum SaleError {
     /// No such payment or refund.
     #[error("{0}")]
     Unknown(String),
+    /// An invoice's customer without a name or VAT id.
+    #[error("an invoice needs the company's name and VAT id; enter both, or clear the customer")]
+    IncompleteCustomer,
     /// An amount could not be computed.
     #[error(transparent)]
     Money(#[from] MoneyError),

@@ -35,6 +35,7 @@ use ts_rs::TS;
 
 use crate::IdSource;
 use crate::basket::Basket;
+use crate::fiscal::{BusinessCustomer, FiscalReceipt};
 use crate::journal::JournalRecord;
 use crate::money::{Money, MoneyError};
 use crate::op::Queued;
@@ -213,6 +214,16 @@ pub struct Sale {
     /// report, the pump's receipt). Absent in sales stored before it was kept.
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub paid_at: Option<OffsetDateTime>,
+    /// Whether its receipts are signed by the fiscal middleware (set when it is opened, from the
+    /// register's configuration).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fiscalize: bool,
+    /// The business the sale is invoiced to (a B2B invoice), set while the basket is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<BusinessCustomer>,
+    /// Its receipts at the fiscal middleware: the sale's own once paid, then one per refund.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fiscal: Vec<FiscalReceipt>,
 }
 
 impl Sale {
@@ -233,6 +244,9 @@ impl Sale {
             notice: None,
             receipt: None,
             paid_at: None,
+            fiscalize: false,
+            customer: None,
+            fiscal: Vec::new(),
         }
     }
 
@@ -336,6 +350,8 @@ impl Sale {
             }
             E::RefundCompleted { refund_id } => self.on_refund_completed(refund_id, ids),
             E::RefundFailed { refund_id, message } => self.on_refund_failed(refund_id, message),
+            E::FiscalSigned { reference, signature } => self.on_fiscal_signed(reference, signature),
+            E::CustomerSet { customer } => self.on_customer_set(customer),
         }
     }
 }

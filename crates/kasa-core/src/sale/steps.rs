@@ -4,6 +4,7 @@ use time::OffsetDateTime;
 
 use crate::IdSource;
 use crate::basket::ShopItem;
+use crate::fiscal::{BusinessCustomer, FiscalDoc, FiscalReceipt, FiscalSignature, FiscalState};
 use crate::money::Money;
 use crate::op::{Op, Queued};
 use crate::order::ReceiptInfo;
@@ -343,7 +344,7 @@ impl Sale {
     ) -> Result<Vec<Queued>, SaleError> {
         let r = self.refund_mut(refund_id)?;
         r.state = RefundState::Done;
-        let mut ops = vec![queue(ids, Op::PrintSlip { copy: false, refund: Some(refund_id.to_string()) })];
+        let mut ops = self.refund_receipt(refund_id, ids);
         if self.state == SaleState::Voiding {
             ops.extend(self.finish_void_if_done(ids));
         }
@@ -416,7 +417,7 @@ impl Sale {
         });
         let mut ops: Vec<Queued> = op.into_iter().map(|op| queue(ids, op)).collect();
         if state == RefundState::Done {
-            ops.push(queue(ids, Op::PrintSlip { copy: false, refund: Some(id) }));
+            ops.extend(self.refund_receipt(&id, ids));
         }
         Ok(ops)
     }
@@ -522,8 +523,67 @@ impl Sale {
             }
             _ => self.state = SaleState::Completed,
         }
+        if self.fiscalize {
+            self.fiscal.push(FiscalReceipt {
+                reference: self.id.0.clone(),
+                refund: None,
+                state: FiscalState::Pending,
+                signature: None,
+            });
+            ops.push(queue(ids, Op::FiscalSign { doc: FiscalDoc::Sale }));
+        }
         ops.push(queue(ids, Op::PrintSlip { copy: false, refund: None }));
         ops
+    }
+
+    /// A refund's slip, and its receipt for the middleware when the sale's own receipt was
+    /// made (a void of a sale never paid in full gives back money no receipt counted).
+    fn refund_receipt(&mut self, refund_id: &str, ids: &mut dyn IdSource) -> Vec<Queued> {
+        let mut ops = Vec::new();
+        if self.fiscalize && self.fiscal.iter().any(|r| r.refund.is_none()) {
+            self.fiscal.push(FiscalReceipt {
+                reference: refund_id.to_string(),
+                refund: Some(refund_id.to_string()),
+                state: FiscalState::Pending,
+                signature: None,
+            });
+            ops.push(queue(ids, Op::FiscalSign { doc: FiscalDoc::Refund { refund_id: refund_id.to_string() } }));
+        }
+        ops.push(queue(ids, Op::PrintSlip { copy: false, refund: Some(refund_id.to_string()) }));
+        ops
+    }
+
+    /// The business to invoice is named (or cleared) while the basket can change.
+    pub(super) fn on_customer_set(&mut self, customer: &Option<BusinessCustomer>) -> Result<Vec<Queued>, SaleError> {
+        if self.state != SaleState::Open {
+            return invalid(self.state, "changing the invoice's customer");
+        }
+        if let Some(c) = customer
+            && (c.name.trim().is_empty() || c.vat_id.trim().is_empty())
+        {
+            return Err(SaleError::IncompleteCustomer);
+        }
+        self.customer = customer.clone();
+        Ok(Vec::new())
+    }
+
+    /// The middleware signed a receipt: the signature is kept for the slip and its reprints.
+    /// A repeated answer changes nothing.
+    pub(super) fn on_fiscal_signed(
+        &mut self,
+        reference: &str,
+        signature: &FiscalSignature,
+    ) -> Result<Vec<Queued>, SaleError> {
+        let r = self
+            .fiscal
+            .iter_mut()
+            .find(|r| r.reference == reference)
+            .ok_or_else(|| SaleError::Unknown(format!("no receipt {reference} in this sale")))?;
+        if r.state == FiscalState::Pending {
+            r.state = FiscalState::Signed;
+            r.signature = Some(signature.clone());
+        }
+        Ok(Vec::new())
     }
 
     fn back_to_open(&mut self) {
