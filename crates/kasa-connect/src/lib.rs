@@ -7,6 +7,7 @@
 //! is needed before anything else is done.
 
 pub mod finix;
+pub mod fiskaltrust;
 pub mod mobilepay;
 pub mod settle;
 pub mod tokenx;
