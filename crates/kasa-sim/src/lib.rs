@@ -1,13 +1,15 @@
 //! Kasa's sandbox: local, stateful stand-ins for every system Kasa talks to.
 //!
-//! [`Sandbox::start`] brings up the Token X cloud, the Finix, MobilePay and Settle APIs and a
-//! virtual receipt printer, each on its own ephemeral loopback port, with a simulated pump adding and completing orders.
+//! [`Sandbox::start`] brings up the Token X cloud, the Finix, MobilePay and Settle APIs, the
+//! fiskaltrust middleware and a virtual receipt printer, each on its own ephemeral loopback
+//! port, with a simulated pump adding and completing orders.
 //! Tests drive them through the handles here (card outcomes, outages, faults) and assert on
 //! what Kasa sent through the shared [`Recorder`]. The same sandbox runs in demo mode and
 //! behind `kasa sim`.
 
 pub mod clock;
 pub mod finix;
+pub mod fiskaltrust;
 pub mod http;
 pub mod mobilepay;
 pub mod printer;
@@ -15,6 +17,7 @@ pub mod settle;
 pub mod tokenx;
 
 pub use finix::{CardScript, Finix, FinixConfig};
+pub use fiskaltrust::{Fiskaltrust, FiskaltrustConfig};
 pub use http::{Control, Fate, Faults, Recorded, Recorder, Served};
 pub use mobilepay::{CustomerScript, MobilePay, MobilePayConfig};
 pub use printer::{Job, VirtualPrinter};
@@ -32,6 +35,8 @@ pub struct SandboxConfig {
     pub mobilepay: MobilePayConfig,
     /// Settle.
     pub settle: SettleConfig,
+    /// fiskaltrust.
+    pub fiskaltrust: FiskaltrustConfig,
     /// Seed for fault injection.
     pub fault_seed: u64,
     /// Where the virtual printer keeps a copy of every job.
@@ -40,7 +45,8 @@ pub struct SandboxConfig {
 
 impl Default for SandboxConfig {
     /// A quick sandbox for tests: cards and app payments are approved at once, Settle customers
-    /// wait for the test to decide. MobilePay's merchant is set to the stations' currency.
+    /// wait for the test to decide. MobilePay's merchant is set to the stations' currency and
+    /// the fiscal queue is coded for Türkiye.
     fn default() -> Self {
         let tokenx = TokenxConfig::default();
         let mut mobilepay = MobilePayConfig::default();
@@ -52,6 +58,7 @@ impl Default for SandboxConfig {
             finix: FinixConfig::default(),
             mobilepay,
             settle: SettleConfig::default(),
+            fiskaltrust: FiskaltrustConfig::turkiye(),
             fault_seed: 0,
             printer_spool: None,
         }
@@ -91,6 +98,10 @@ pub struct Sandbox {
     pub settle: Settle,
     /// Settle's HTTP service.
     pub settle_http: Served,
+    /// fiskaltrust state and controls.
+    pub fiskaltrust: Fiskaltrust,
+    /// fiskaltrust's HTTP service.
+    pub fiskaltrust_http: Served,
     /// The receipt printer.
     pub printer: VirtualPrinter,
     /// Every HTTP request received.
@@ -119,6 +130,9 @@ impl Sandbox {
             http::serve("mobilepay", mobilepay.router(), recorder.clone(), config.fault_seed ^ 0x3b).await?;
         let settle = Settle::new(config.settle.clone());
         let settle_http = http::serve("settle", settle.router(), recorder.clone(), config.fault_seed ^ 0x5e7).await?;
+        let fiskaltrust = Fiskaltrust::new(config.fiskaltrust.clone());
+        let fiskaltrust_http =
+            http::serve("fiskaltrust", fiskaltrust.router(), recorder.clone(), config.fault_seed ^ 0xf15c).await?;
         let printer = VirtualPrinter::start(config.printer_spool.clone()).await?;
         let pump = tokenx.spawn_pump();
         Ok(Sandbox {
@@ -130,6 +144,8 @@ impl Sandbox {
             mobilepay_http,
             settle,
             settle_http,
+            fiskaltrust,
+            fiskaltrust_http,
             printer,
             recorder,
             config,
@@ -157,19 +173,25 @@ impl Sandbox {
         self.settle_http.url()
     }
 
+    /// Base URL of the fiskaltrust middleware (the service root; the API is under `/v2`).
+    pub fn fiskaltrust_url(&self) -> String {
+        self.fiskaltrust_http.url()
+    }
+
     /// `host:port` of the virtual printer.
     pub fn printer_addr(&self) -> String {
         self.printer.addr.to_string()
     }
 
     /// The base URL of a service by the name of its section in Kasa's configuration
-    /// (`tokenx`, `finix`, `mobilepay`, `settle`), or `None` for a name it doesn't serve.
+    /// (`tokenx`, `finix`, `mobilepay`, `settle`, `fiskaltrust`), or `None` for a name it doesn't serve.
     pub fn url(&self, name: &str) -> Option<String> {
         match name {
             "tokenx" => Some(self.tokenx_url()),
             "finix" => Some(self.finix_url()),
             "mobilepay" => Some(self.mobilepay_url()),
             "settle" => Some(self.settle_url()),
+            "fiskaltrust" => Some(self.fiskaltrust_url()),
             _ => None,
         }
     }
