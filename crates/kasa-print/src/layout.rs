@@ -203,6 +203,24 @@ pub fn layout(slip: &Slip, width: Width) -> Vec<Block> {
             text(&mut out, l);
         }
     }
+    if let Some(f) = &slip.fiscal {
+        out.push(rule());
+        match &f.receipt_id {
+            Some(id) => pair(labels.fiscal, id, cols).into_iter().for_each(|l| text(&mut out, l)),
+            None => text(&mut out, labels.fiscal.to_string()),
+        }
+        for (caption, data) in &f.lines {
+            for l in wrap(&format!("  {caption}: {data}"), cols) {
+                text(&mut out, l);
+            }
+        }
+        if f.pending {
+            out.push(Block::Text { text: center(labels.signature_pending, cols), bold: true, big: false });
+            for l in wrap(labels.signature_later, cols) {
+                text(&mut out, l);
+            }
+        }
+    }
     if !slip.store.footer.is_empty() {
         out.push(rule());
         for f in &slip.store.footer {

@@ -66,6 +66,12 @@ pub struct Labels {
     pub refund: &'static str,
     /// "Refund reason".
     pub refund_reason: &'static str,
+    /// "Fiscal receipt".
+    pub fiscal: &'static str,
+    /// "SIGNATURE PENDING".
+    pub signature_pending: &'static str,
+    /// What a slip without its signature tells the customer.
+    pub signature_later: &'static str,
 }
 
 const TR: Labels = Labels {
@@ -83,6 +89,9 @@ const TR: Labels = Labels {
     plate: "Plaka",
     refund: "İADE",
     refund_reason: "İade nedeni",
+    fiscal: "Mali fiş",
+    signature_pending: "*** İMZA BEKLENİYOR ***",
+    signature_later: "İmzalı fiş kasadan yeniden basılabilir.",
 };
 
 const EN: Labels = Labels {
@@ -100,6 +109,9 @@ const EN: Labels = Labels {
     plate: "Plate",
     refund: "REFUND",
     refund_reason: "Reason",
+    fiscal: "Fiscal receipt",
+    signature_pending: "*** SIGNATURE PENDING ***",
+    signature_later: "The signed receipt can be reprinted at the till.",
 };
 
 /// One article or fuel line.
@@ -149,6 +161,38 @@ pub struct Slip {
     pub receipt: Option<ReceiptInfo>,
     /// Data for a QR code at the bottom.
     pub qr: Option<String>,
+    /// The fiscal middleware's signature (or that it is pending), where receipts are signed.
+    #[serde(default)]
+    pub fiscal: Option<SlipFiscal>,
+}
+
+/// The fiscal block of a slip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlipFiscal {
+    /// The middleware's receipt number, once signed.
+    pub receipt_id: Option<String>,
+    /// Signature lines (caption, data).
+    pub lines: Vec<(String, String)>,
+    /// Not signed yet: the slip says so.
+    pub pending: bool,
+}
+
+/// The fiscal block and the QR code of the receipt `reference` of a sale that is fiscalized.
+fn fiscal_block(sale: &Sale, reference: &str) -> (Option<SlipFiscal>, Option<String>) {
+    if !sale.fiscalize {
+        return (None, None);
+    }
+    match sale.fiscal.iter().find(|r| r.reference == reference).and_then(|r| r.signature.as_ref()) {
+        Some(sig) => (
+            Some(SlipFiscal {
+                receipt_id: Some(sig.receipt_id.clone()),
+                lines: sig.lines.iter().map(|l| (l.caption.clone(), l.data.clone())).collect(),
+                pending: false,
+            }),
+            sig.qr.clone(),
+        ),
+        None => (Some(SlipFiscal { receipt_id: None, lines: Vec::new(), pending: true }), None),
+    }
 }
 
 impl Slip {
@@ -182,6 +226,7 @@ impl Slip {
         let vat = sale.basket.vat_breakdown()?.into_iter().map(|(rate, vat, _)| (rate, vat)).collect();
         let labels = store.labels();
         let payments = sale.payments.iter().map(|p| slip_payment(labels, &p.kind, p.amount)).collect();
+        let (fiscal, qr) = fiscal_block(sale, &sale.id.0);
         Ok(Slip {
             store: store.clone(),
             copy,
@@ -193,7 +238,8 @@ impl Slip {
             total: sale.total()?,
             payments,
             receipt: sale.receipt.clone(),
-            qr: None,
+            qr,
+            fiscal,
         })
     }
 }
@@ -212,6 +258,7 @@ impl Slip {
         if let Some(PaymentKind::Cash { .. }) = method {
             payment.details.clear();
         }
+        let (fiscal, qr) = fiscal_block(sale, &refund.id);
         Ok(Slip {
             store: store.clone(),
             copy: false,
@@ -227,7 +274,8 @@ impl Slip {
             total: back,
             payments: vec![payment],
             receipt: None,
-            qr: None,
+            qr,
+            fiscal,
         })
     }
 }
