@@ -126,6 +126,11 @@ enum Command {
         #[command(subcommand)]
         action: JournalAction,
     },
+    /// Fiscalization through fiskaltrust: the middleware's journals and the daily closing.
+    Fiscal {
+        #[command(subcommand)]
+        action: FiscalAction,
+    },
     /// The manager's PIN.
     Manager {
         #[command(subcommand)]
@@ -225,6 +230,29 @@ enum QueueAction {
         /// Why, for the journal.
         #[arg(long)]
         reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum FiscalAction {
+    /// Print entries of one of the middleware's journals as JSON lines (reads only the
+    /// middleware; works beside a running register).
+    Journal {
+        /// ReceiptJournal, ActionJournal or QueueItem.
+        #[arg(long = "type", default_value = "ReceiptJournal")]
+        kind: String,
+        /// Entries after this row.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100)]
+        take: u32,
+    },
+    /// Sign the day's closing receipt at the middleware (after every receipt of the day).
+    CloseDay {
+        /// The Z report's number, when there is one.
+        #[arg(long)]
+        z: Option<u64>,
     },
 }
 
@@ -488,6 +516,37 @@ async fn run(cli: Cli) -> Result<()> {
             }
             KeyringCredentials.set(name, value)?;
             println!("stored {name} in the OS keyring");
+            Ok(())
+        }
+        Command::Fiscal { action: FiscalAction::Journal { kind, from, take } } => {
+            let config = load_config(&cli)?;
+            let entries =
+                kasa_engine::providers::fiscal::read_journal(&config, credentials(&cli).as_ref(), kind, *from, *take)
+                    .await?;
+            for e in &entries {
+                println!("{e}");
+            }
+            eprintln!("{} entries of the {kind}", entries.len());
+            Ok(())
+        }
+        Command::Fiscal { action: FiscalAction::CloseDay { z } } => {
+            let engine = start_engine(&cli).await?;
+            let result = async {
+                let reference = engine.fiscal_daily_closing(*z).await?;
+                let left = engine.drain(Duration::from_secs(60)).await?;
+                Ok::<_, anyhow::Error>((reference, left))
+            }
+            .await;
+            engine.shutdown().await;
+            let (reference, left) = result?;
+            if left.pending == 0 && left.parked == 0 {
+                println!("daily closing {reference} signed");
+            } else {
+                println!(
+                    "daily closing {reference} queued; {} receipt(s) still wait for the middleware, {} parked (see `kasa queue list`)",
+                    left.pending, left.parked
+                );
+            }
             Ok(())
         }
         Command::Manager { action: ManagerAction::SetPin } => {

@@ -448,11 +448,52 @@ vat_percent = 10
         assert!(err(&format!("{GOOD}\n[fiskal]\nx = 1\n")).contains("unknown field `fiskal`, expected one of"));
     }
 
+    const FISCAL: &str = "[fiscal]\nbase_url = \"https://possystem-api.fiskaltrust.eu/\"\n\
+         cashbox_id = \"6f1c2a4e-8b3d-4c5e-9a7f-1d2e3c4b5a60\"\nterminal_id = \"T1\"\ncountry = \"IT\"\n\
+         vat_categories = [{ rate_bp = 2200, category = 3 }, { rate_bp = 1000, category = 1 }]\n";
+
+    #[test]
+    fn a_bad_fiscal_section_says_which_key_and_what_to_do() {
+        let cases = [
+            (
+                "cashbox_id = \"6f1c2a4e-8b3d-4c5e-9a7f-1d2e3c4b5a60\"",
+                "cashbox_id = \"box-1\"",
+                "fiscal.cashbox_id 'box-1' is not a UUID",
+            ),
+            ("country = \"IT\"", "country = \"Italia\"", "fiscal.country 'Italia' is not a two-letter country code"),
+            ("terminal_id = \"T1\"", "terminal_id = \" \"", "fiscal.terminal_id is empty"),
+            (
+                "{ rate_bp = 1000, category = 1 }",
+                "{ rate_bp = 1000, category = 16 }",
+                "category 16 of rate 1000 is above 15",
+            ),
+            ("https://possystem-api.fiskaltrust.eu/", "http://possystem-api.fiskaltrust.eu/", "use https://"),
+            ("country = \"IT\"", "country = \"IT\"\nprint_wait = 3", "unknown field `print_wait`"),
+        ];
+        for (from, to, says) in cases {
+            let text = format!("{GOOD}\n{}", FISCAL.replace(from, to));
+            let e = match Config::parse(&text, "kasa.toml") {
+                Err(e) => e.to_string(),
+                Ok(c) => c.check().map(|_| String::new()).unwrap_or_else(|e| e.to_string()),
+            };
+            assert!(e.contains(says), "{to}: {e}");
+        }
+        let text = format!(
+            "{GOOD}\n{}",
+            FISCAL.replace(
+                "vat_categories = [{ rate_bp = 2200, category = 3 }, { rate_bp = 1000, category = 1 }]",
+                "vat_categories = []"
+            )
+        );
+        let e = Config::parse(&text, "kasa.toml").and_then(|c| c.check()).unwrap_err().to_string();
+        assert!(e.contains("fiscal.vat_categories is empty"), "{e}");
+    }
+
     #[test]
     fn the_optional_systems_are_sections_of_their_own() {
         let text = format!(
             "{GOOD}\n[mobilepay]\nbase_url = \"https://api.mobilepay.dk\"\nbio_code = \"B1\"\nterminal_id = \"LANE-1\"\n\
-             [settle]\nbase_url = \"https://api.settle.eu/\"\nmerchant_id = \"m\"\napi_user = \"u\"\npos_id = \"p\"\nshortlink_id = \"s\"\n"
+             [settle]\nbase_url = \"https://api.settle.eu/\"\nmerchant_id = \"m\"\napi_user = \"u\"\npos_id = \"p\"\nshortlink_id = \"s\"\n{FISCAL}"
         );
         let c = Config::parse(&text, "kasa.toml").unwrap();
         assert_eq!(c.systems.mobilepay.as_ref().unwrap().terminal_id, "LANE-1");

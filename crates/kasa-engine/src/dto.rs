@@ -54,6 +54,10 @@ pub struct SaleView {
     pub attempts: u32,
     /// The customer slip as printed text, once paid.
     pub slip_text: Option<String>,
+    /// The business the sale is invoiced to.
+    pub customer: Option<kasa_core::BusinessCustomer>,
+    /// Its receipts at the fiscal middleware (empty where receipts are not signed).
+    pub fiscal: Vec<kasa_core::FiscalReceipt>,
 }
 
 /// A payment attempt as the cashier sees it.
@@ -129,6 +133,8 @@ impl SaleView {
             receipt: sale.receipt.clone(),
             attempts: sale.attempts,
             slip_text,
+            customer: sale.customer.clone(),
+            fiscal: sale.fiscal.clone(),
         }
     }
 }
@@ -160,6 +166,10 @@ pub struct StatusView {
     pub printer_problem: Option<String>,
     /// Why the card terminal can't take payments, when it can't.
     pub terminal_problem: Option<String>,
+    /// Whether receipts are signed by the fiscal middleware.
+    pub fiscal: bool,
+    /// Why receipts are not being signed now (they wait in the queue), when they are not.
+    pub fiscal_problem: Option<String>,
     /// Running against the built-in sandbox.
     pub demo: bool,
     /// What start-up recovery did, for the cashier to read.
@@ -322,7 +332,12 @@ pub fn typescript_bindings() -> String {
         kasa_core::Refund,
         kasa_core::RefundState,
         kasa_core::NoticeLevel,
-        kasa_core::SaleState
+        kasa_core::SaleState,
+        kasa_core::BusinessCustomer,
+        kasa_core::FiscalReceipt,
+        kasa_core::FiscalSignature,
+        kasa_core::FiscalState,
+        kasa_core::SignatureLine
     );
     out
 }

@@ -74,8 +74,10 @@ pub fn halt(name: &str) -> ! {
 /// The planted bugs there are: `empty_lookup_reopens` (recovery believes an empty card lookup
 /// and reopens a sale the customer paid for), `lost_answer_new_report` (a payment report whose
 /// answer was lost is sent again under a new request id), `decline_keeps_lock` (a declined
-/// payment leaves its pump order locked).
-pub const PLANTED: &[&str] = &["empty_lookup_reopens", "lost_answer_new_report", "decline_keeps_lock"];
+/// payment leaves its pump order locked), `fiscal_new_operation_id` (a receipt is sent again
+/// under a new operation id after its answer was lost).
+pub const PLANTED: &[&str] =
+    &["empty_lookup_reopens", "lost_answer_new_report", "decline_keeps_lock", "fiscal_new_operation_id"];
 
 /// Whether the planted bug `name` is switched on (`KASA_PLANTED_BUG=name`). Planted bugs exist
 /// only in builds with the `failpoints` feature, for proving that a harness catches the kind of

@@ -68,6 +68,8 @@ struct Live {
     /// When the cloud last listed the orders (kept in the store, so it outlives a restart).
     orders_listed_at: Option<OffsetDateTime>,
     printer_problem: Option<String>,
+    /// Why receipts are not being signed now, when they are not.
+    fiscal_problem: Option<String>,
     queue: QueueCounts,
 }
 

@@ -123,7 +123,10 @@ impl Engine {
 
     pub(crate) async fn open_sale(&self, basket: Basket) -> Result<SaleView, ApiError> {
         let at = self.now();
-        let sale = Sale::new(SaleId(self.env().next_id()), basket, at);
+        let mut sale = Sale::new(SaleId(self.env().next_id()), basket, at);
+        // Its receipts are signed where this register fiscalizes, whatever happens to the
+        // configuration before it is paid.
+        sale.fiscalize = self.inner.providers.fiscal.is_some();
         let s2 = sale.clone();
         // Nothing is paid or sent yet: the sale's first step with money (pay) waits for the disk,
         // and takes this one with it.
@@ -150,6 +153,17 @@ impl Engine {
             .cloned()
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no article with barcode {sku}")))?;
         let sale = self.apply(sale_id, SaleEvent::ItemAdded { item, quantity }).await?;
+        Ok(self.view(&sale))
+    }
+
+    /// Names the business a sale is invoiced to (a B2B invoice at the fiscal middleware), or
+    /// clears it; while the basket is open.
+    pub async fn set_customer(
+        &self,
+        sale_id: &str,
+        customer: Option<kasa_core::BusinessCustomer>,
+    ) -> Result<SaleView, ApiError> {
+        let sale = self.apply(sale_id, SaleEvent::CustomerSet { customer }).await?;
         Ok(self.view(&sale))
     }
 

@@ -25,6 +25,8 @@ impl Engine {
             terminal_id: self.inner.config.tokenx.terminal_id.clone(),
             printer_problem: live.printer_problem.clone(),
             terminal_problem: live.terminal_problem.clone(),
+            fiscal: self.inner.providers.fiscal.is_some(),
+            fiscal_problem: live.fiscal_problem.clone(),
             demo: self.inner.demo,
             recovery: live.recovery.clone(),
             methods,
@@ -97,6 +99,10 @@ impl Engine {
 
     pub(crate) fn set_printer_problem(&self, problem: Option<String>) {
         self.update_live(|live| replace(&mut live.printer_problem, problem));
+    }
+
+    pub(crate) fn set_fiscal_problem(&self, problem: Option<String>) {
+        self.update_live(|live| replace(&mut live.fiscal_problem, problem));
     }
 
     pub(crate) fn set_terminal_problem(&self, problem: Option<String>) {

@@ -13,6 +13,7 @@
 //! common trait would only blur.
 
 pub mod finix;
+pub mod fiscal;
 pub mod mobilepay;
 pub(crate) mod printer;
 pub mod settle;
@@ -41,16 +42,20 @@ pub struct Systems {
     /// Settle, when the store takes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settle: Option<settle::SettleConfig>,
+    /// Fiscalization through fiskaltrust, where the law asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fiscal: Option<fiscal::FiscalConfig>,
 }
 
 impl Systems {
     /// The top-level keys these sections take in the configuration file.
-    pub(crate) const KEYS: &[&str] = &["mobilepay", "settle"];
+    pub(crate) const KEYS: &[&str] = &["mobilepay", "settle", "fiscal"];
 
     /// Checks every section present.
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
         self.mobilepay.as_ref().map_or(Ok(()), |m| m.check())?;
-        self.settle.as_ref().map_or(Ok(()), |s| s.check())
+        self.settle.as_ref().map_or(Ok(()), |s| s.check())?;
+        self.fiscal.as_ref().map_or(Ok(()), |f| f.check())
     }
 
     /// Every system with the sandbox's demo identity, at the address `url` gives for its key.
@@ -58,6 +63,7 @@ impl Systems {
         Systems {
             mobilepay: url("mobilepay").map(mobilepay::MobilePayConfig::local),
             settle: url("settle").map(settle::SettleConfig::local),
+            fiscal: url("fiskaltrust").map(fiscal::FiscalConfig::local),
         }
     }
 }
@@ -68,6 +74,7 @@ pub(crate) const LOCAL_SECRETS: &[(&str, &str)] = &[
     (finix::PASSWORD, "demo-finix-password"),
     (mobilepay::ACCESS_TOKEN, "mp-demo-access-token"),
     (settle::SECRET, "demo-settle-secret"),
+    (fiscal::ACCESS_TOKEN, fiscal::kasa_sim_ids::ACCESS_TOKEN),
 ];
 
 /// Every system this register is set up to use.
@@ -83,6 +90,8 @@ pub(crate) struct Providers {
     pub(crate) settle: Option<settle::Settle>,
     /// The receipt printer, when there is one.
     pub(crate) printer: Option<printer::PrinterSetup>,
+    /// The fiscal middleware, when receipts are signed.
+    pub(crate) fiscal: Option<fiscal::Fiscal>,
 }
 
 impl Providers {
@@ -95,6 +104,7 @@ impl Providers {
             mobilepay: mobilepay::MobilePay::build(config, credentials, &http)?,
             settle: settle::Settle::build(config, credentials, &http)?,
             printer: printer::setup(config)?,
+            fiscal: fiscal::Fiscal::build(config, credentials, &http)?,
         })
     }
 }
@@ -102,6 +112,10 @@ impl Providers {
 /// Starts the providers' background work (Settle's callback server, the MobilePay QR code).
 pub(crate) async fn start(engine: &Engine) -> Result<(), ApiError> {
     settle::start(engine).await?;
+    if engine.inner.providers.fiscal.is_some() {
+        let e2 = engine.clone();
+        engine.spawn(async move { fiscal::start(&e2).await });
+    }
     if engine.inner.providers.mobilepay.is_some() {
         let e2 = engine.clone();
         engine.spawn(async move { mobilepay::load_terminal_qr(&e2).await });
@@ -117,6 +131,7 @@ pub(crate) async fn deliver(engine: &Engine, row: &OutboxRow) -> Delivery {
         System::MobilePay => mobilepay::deliver(engine, row).await,
         System::Settle => settle::deliver(engine, row).await,
         System::Printer => printer::deliver(engine, row).await,
+        System::Fiscal => fiscal::deliver(engine, row).await,
     }
 }
 

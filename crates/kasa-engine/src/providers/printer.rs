@@ -58,6 +58,7 @@ async fn print(engine: &Engine, row: &OutboxRow, copy: bool, refund: Option<&str
         Ok(s) => s,
         Err(e) => return Delivery::Park { reason: e.message, event: None },
     };
+    let sale = if copy { sale } else { with_signature(engine, sale, refund).await };
     let store = &engine.inner.config.store;
     let (slip, cash) = match refund {
         Some(id) => {
@@ -101,6 +102,31 @@ async fn print(engine: &Engine, row: &OutboxRow, copy: bool, refund: Option<&str
         }
         Err(e) => Delivery::Retry { error: e.to_string(), maybe_applied: false },
     }
+}
+
+/// The sale as it is once the receipt this slip prints is signed, or once waiting for that
+/// is no use: the signing unit is known to be down, or `print_wait_ms` passed. The slip then
+/// says "signature pending", and the signed one can be reprinted later.
+async fn with_signature(engine: &Engine, mut sale: kasa_core::Sale, refund: Option<&str>) -> kasa_core::Sale {
+    let Some(fiscal) = engine.inner.providers.fiscal.as_ref() else { return sale };
+    let reference = refund.unwrap_or(&sale.id.0).to_string();
+    let pending = |s: &kasa_core::Sale| {
+        s.fiscal.iter().any(|r| r.reference == reference && r.state == kasa_core::FiscalState::Pending)
+    };
+    let deadline = Instant::now() + fiscal.print_wait();
+    let mut changes = engine.inner.changes.subscribe();
+    while pending(&sale) && !fiscal.is_down() && Instant::now() < deadline {
+        tokio::select! {
+            biased;
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+        match engine.sale(&sale.id.0).await {
+            Ok(s) => sale = s,
+            Err(_) => break,
+        }
+    }
+    sale
 }
 
 /// While the printer reports a problem, it is asked this often whether it is back.

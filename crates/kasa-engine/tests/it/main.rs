@@ -4,6 +4,7 @@ use kasa_check as invariants;
 
 mod bindings;
 mod chaos;
+mod fiscal;
 mod manager;
 mod outage;
 mod payments;

@@ -83,11 +83,16 @@ async fn sells_a_pump_order_by_card_end_to_end() {
     let printed = jobs[0].text();
     assert!(printed.contains("KASA PETROL") && printed.contains("TOPLAM"), "{printed}");
     assert!(printed.contains(&format!("Onay {}", slip["approvalCode"].as_str().unwrap())));
-    let kinds: Vec<String> = h.engine.store().journal_for_sale(&sale.id).unwrap().into_iter().map(|e| e.kind).collect();
+    let mut kinds: Vec<String> =
+        h.engine.store().journal_for_sale(&sale.id).unwrap().into_iter().map(|e| e.kind).collect();
+    // The receipt is signed in its own lane, beside the report and the pump's receipt.
+    let signed = kinds.iter().filter(|k| *k == "fiscal_signed").count();
+    kinds.retain(|k| k != "fiscal_signed");
     assert_eq!(
         kinds,
         ["sale_opened", "pay_requested", "lock_granted", "payment_approved", "report_acknowledged", "receipt_issued"]
     );
+    assert_eq!(signed, 1, "the sale's receipt signed once");
     assert!(h.engine.verify_journal().await.unwrap().is_intact());
     assert_eq!(receipt, h.engine.fetch_order(&order.order_id).await.unwrap().receipt.unwrap());
     assert!(h.engine.store().locks().unwrap().is_empty(), "no lock left behind");
