@@ -25,6 +25,8 @@ pub struct Checked {
     /// lapsed (this register was down longer than the lock lives): their report was refused,
     /// and the customer's money was given back in full.
     pub taken_over: usize,
+    /// Receipts signed exactly once at the fiscal middleware.
+    pub receipts: usize,
 }
 
 macro_rules! ensure {
@@ -222,12 +224,75 @@ pub fn verify_with(
     }
     mp_orders.retain(|_, sales| sales.len() > 1);
     ensure!(mp_orders.is_empty(), "{label}: no pump order paid by MobilePay in two sales: {mp_orders:?}");
+    let receipts = verify_fiscal(store, &sales, sandbox, label)?;
     Ok(Checked {
+        receipts,
         sales: sales.len(),
         paid: sales.iter().filter(|s| s.state.is_paid()).count(),
         charges: kept,
         taken_over,
     })
+}
+
+/// Fiscalization: every receipt of a fiscalized sale (its own once paid in full, one per
+/// refund) is signed exactly once at the middleware, the sale keeps the signature the
+/// middleware gave, and the receipts were signed in the order the register queued them.
+/// Returns how many receipts it checked.
+pub fn verify_fiscal(store: &Store, sales: &[Sale], sandbox: &Sandbox, label: &str) -> Result<usize, String> {
+    let numbers: BTreeMap<String, (i64, String)> = sandbox
+        .fiskaltrust
+        .receipts()
+        .iter()
+        .filter_map(|r| {
+            let reference = r["cbReceiptReference"].as_str()?.to_string();
+            Some((reference, (r["ftReceiptNumber"].as_i64()?, r["ftReceiptIdentification"].as_str()?.to_string())))
+        })
+        .collect();
+    // (outbox id of the signing message, receipt number at the middleware)
+    let mut order: Vec<(i64, i64)> = Vec::new();
+    for s in sales.iter().filter(|s| s.fiscalize) {
+        ensure!(
+            !s.state.is_paid() || s.fiscal.iter().any(|r| r.refund.is_none()),
+            "{label}: paid sale {} has no receipt for the fiscal middleware",
+            s.id
+        );
+        let rows = store.outbox_of_sale(&s.id.0).map_err(|e| e.to_string())?;
+        for r in &s.fiscal {
+            ensure_eq!(
+                sandbox.fiskaltrust.signed_count(&r.reference),
+                1,
+                "{label}: receipt {} of sale {} signed exactly once",
+                r.reference,
+                s.id
+            );
+            let Some(sig) = &r.signature else {
+                return Err(format!(
+                    "{label}: receipt {} of sale {} is signed but the sale has no signature",
+                    r.reference, s.id
+                ));
+            };
+            let Some((number, id)) = numbers.get(&r.reference) else {
+                return Err(format!("{label}: receipt {} is not in the middleware's receipt journal", r.reference));
+            };
+            ensure_eq!(&sig.receipt_id, id, "{label}: sale {} keeps the middleware's receipt number", s.id);
+            let doc_of = |row: &kasa_store::OutboxRow| match &row.op {
+                kasa_core::Op::FiscalSign { doc: kasa_core::FiscalDoc::Sale } => Some(s.id.0.clone()),
+                kasa_core::Op::FiscalSign { doc: kasa_core::FiscalDoc::Refund { refund_id } } => {
+                    Some(refund_id.clone())
+                }
+                _ => None,
+            };
+            if let Some(row) = rows.iter().find(|row| doc_of(row).as_deref() == Some(r.reference.as_str())) {
+                order.push((row.id, *number));
+            }
+        }
+    }
+    order.sort();
+    ensure!(
+        order.windows(2).all(|w| w[0].1 < w[1].1),
+        "{label}: receipts signed in the order they were queued: {order:?}"
+    );
+    Ok(sales.iter().map(|s| s.fiscal.len()).sum())
 }
 
 /// What a register took and gave back by one method, in minor units.

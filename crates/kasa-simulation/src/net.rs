@@ -33,7 +33,7 @@ pub(crate) struct Net {
 impl Net {
     pub(crate) fn new(sandbox: Arc<Sandbox>) -> Arc<Net> {
         let mut hosts = BTreeMap::new();
-        for name in ["tokenx", "finix", "mobilepay", "settle"] {
+        for name in ["tokenx", "finix", "mobilepay", "settle", "fiskaltrust"] {
             if let Some(url) = sandbox.url(name) {
                 hosts.insert(authority(&url).to_string(), name);
             }
@@ -57,6 +57,7 @@ impl Net {
             "tokenx" => &self.sandbox.tokenx_http,
             "finix" => &self.sandbox.finix_http,
             "mobilepay" => &self.sandbox.mobilepay_http,
+            "fiskaltrust" => &self.sandbox.fiskaltrust_http,
             _ => &self.sandbox.settle_http,
         }
     }

@@ -126,6 +126,13 @@ pub enum Event {
         /// For how long.
         for_ms: u64,
     },
+    /// The fiscal middleware's signing unit does not answer (the middleware does, and says so).
+    SignerDown {
+        /// When.
+        at_ms: u64,
+        /// For how long.
+        for_ms: u64,
+    },
     /// The store's network is down for one register.
     Uplink {
         /// Which register.
@@ -154,6 +161,7 @@ impl Event {
         match self {
             Event::Crash { at_ms, .. }
             | Event::Outage { at_ms, .. }
+            | Event::SignerDown { at_ms, .. }
             | Event::Uplink { at_ms, .. }
             | Event::StoreFault { at_ms, .. } => *at_ms,
         }
@@ -166,6 +174,7 @@ impl Event {
             Event::Crash { point: Some(_), .. } => "crash at a failpoint",
             Event::Crash { .. } => "crash",
             Event::Outage { .. } => "service outage",
+            Event::SignerDown { .. } => "signing unit down",
             Event::Uplink { .. } => "network down",
             Event::StoreFault { disk_full: true, .. } => "disk full",
             Event::StoreFault { .. } => "database busy",
@@ -182,7 +191,7 @@ pub struct Schedule {
     pub events: Vec<Event>,
 }
 
-pub(crate) const SERVICES: &[&str] = &["tokenx", "finix", "mobilepay", "settle"];
+pub(crate) const SERVICES: &[&str] = &["tokenx", "finix", "mobilepay", "settle", "fiskaltrust"];
 
 impl Schedule {
     /// No faults at all.
@@ -270,6 +279,11 @@ impl Schedule {
                 t += every(&mut rng, 500.0);
             }
         }
+        let mut t = every(&mut rng, 400.0);
+        while t < horizon_ms {
+            events.push(Event::SignerDown { at_ms: t, for_ms: rng.random_range(2_000..120_000) });
+            t += every(&mut rng, 400.0);
+        }
         events.sort_by_key(Event::at_ms);
         Schedule { rates, events }
     }
@@ -294,7 +308,7 @@ mod tests {
         assert_eq!(a, Schedule::generate(3, Profile::Default, 2, 3_600_000));
         assert_ne!(a, Schedule::generate(4, Profile::Default, 2, 3_600_000));
         let counts = a.counts();
-        for kind in ["crash", "service outage", "network down"] {
+        for kind in ["crash", "service outage", "network down", "signing unit down"] {
             assert!(counts.get(kind).is_some_and(|n| *n > 0), "{kind}: {counts:?}");
         }
         let text = serde_json::to_string(&a).unwrap();

@@ -207,8 +207,14 @@ impl World {
         let mut c = Config::local(slot.dir.clone(), &sb.tokenx_url(), &sb.finix_url(), None);
         if slot.apps {
             c = c.with_local_systems(|name| sb.url(name));
+        } else {
+            // Every register fiscalizes; the app payments are one register's.
+            c = c.with_local_systems(|name| if name == "fiskaltrust" { sb.url(name) } else { None });
         }
         c.tokenx.terminal_id = slot.terminal.clone();
+        if let Some(f) = c.systems.fiscal.as_mut() {
+            f.terminal_id = slot.terminal.clone();
+        }
         c.finix.device_id = slot.device.clone();
         c.printer.kind = "file".into();
         c.printer.path = Some(slot.dir.join("printer.out"));
@@ -390,6 +396,15 @@ impl World {
                         });
                     }
                 }
+                Event::SignerDown { for_ms, .. } => {
+                    self.count_fault("signing unit down", 1);
+                    let fiscal = self.sandbox.fiskaltrust.clone();
+                    fiscal.set_scu_reachable(false);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(for_ms)).await;
+                        fiscal.set_scu_reachable(true);
+                    });
+                }
                 Event::Uplink { register, for_ms, .. } => {
                     self.count_fault("store network down", 1);
                     if let Some(slot) = self.slots.get(register) {
@@ -468,6 +483,7 @@ impl World {
                 control.set_outage(false).await;
             }
         }
+        self.sandbox.fiskaltrust.set_scu_reachable(true);
         for slot in &self.slots {
             slot.uplink.set_down(false);
             *slot.store_fault.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -545,6 +561,7 @@ impl World {
                     *counts.entry("checked: sales in the databases".into()).or_default() += c.sales as u64;
                     *counts.entry("checked: paid sales".into()).or_default() += c.paid as u64;
                     *counts.entry("checked: card charges kept".into()).or_default() += c.charges as u64;
+                    *counts.entry("checked: receipts signed once, in order".into()).or_default() += c.receipts as u64;
                     if c.taken_over > 0 {
                         *counts
                             .entry("checked: orders another register took over after a lapsed lock".into())
@@ -594,6 +611,7 @@ fn control<'a>(sandbox: &'a Sandbox, service: &str) -> Option<&'a kasa_sim::Cont
         "finix" => Some(&sandbox.finix_http.control),
         "mobilepay" => Some(&sandbox.mobilepay_http.control),
         "settle" => Some(&sandbox.settle_http.control),
+        "fiskaltrust" => Some(&sandbox.fiskaltrust_http.control),
         _ => None,
     }
 }

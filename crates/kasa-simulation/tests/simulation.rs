@@ -61,6 +61,14 @@ fn a_lock_kept_after_a_decline_is_found() {
 }
 
 #[test]
+fn a_receipt_resent_as_a_new_operation_after_a_lost_answer_is_found() {
+    // The middleware refuses the second operation for a reference it signed, and the receipt
+    // parks; a middleware that signed it again would break "signed exactly once".
+    let (seed, v) = found_within("fiscal_new_operation_id", 1..21, 150, Profile::Heavy);
+    assert!(v.contains("parked") || v.contains("signed exactly once"), "seed {seed} broke something else: {v}");
+}
+
+#[test]
 fn without_a_planted_bug_the_same_seeds_pass() {
     for (seed, profile) in [(1, Profile::Heavy), (2, Profile::Calm), (3, Profile::Default)] {
         let r = day(seed, 150, profile, &[]);

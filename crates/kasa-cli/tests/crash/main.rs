@@ -65,12 +65,16 @@ impl Rig {
             "data_dir = {:?}\nsync_interval_ms = 200\n[tokenx]\nbase_url = \"{}\"\nclient_id = \"kasa-demo\"\nterminal_id = \"{TERMINAL}\"\n\
              [finix]\nbase_url = \"{}\"\nusername = \"USdemoKasa\"\nmerchant_id = \"MUdemoKasaMerchant\"\ndevice_id = \"{DEVICE}\"\n\
              [printer]\nkind = \"tcp\"\naddress = \"{}\"\n[outbox]\nretry_base_ms = 20\nretry_cap_ms = 200\n\
-             [mobilepay]\nbase_url = \"{}\"\nbio_code = \"KASA-BIO-0001\"\nterminal_id = \"KASA-LANE-1\"\n",
+             [mobilepay]\nbase_url = \"{}\"\nbio_code = \"KASA-BIO-0001\"\nterminal_id = \"KASA-LANE-1\"\n\
+             [fiscal]\nbase_url = \"{}\"\ncashbox_id = \"{}\"\nterminal_id = \"T1\"\ncountry = \"TR\"\n\
+             vat_categories = [{{ rate_bp = 2000, category = 3 }}, {{ rate_bp = 1000, category = 1 }}, {{ rate_bp = 100, category = 2 }}]\n",
             dir.path().join("data").display().to_string(),
             sandbox.tokenx_url(),
             sandbox.finix_url(),
             sandbox.printer_addr(),
-            sandbox.mobilepay_url()
+            sandbox.mobilepay_url(),
+            sandbox.fiskaltrust_url(),
+            sandbox.config.fiskaltrust.cashbox_id,
         );
         std::fs::write(&config, text).unwrap();
         Rig { _rt: rt, sandbox, dir, config }
@@ -233,6 +237,8 @@ struct KillStats {
     runs: usize,
     killed: usize,
     killed_mid_tap: usize,
+    /// Killed between a receipt's sign request and its answer.
+    killed_mid_sign: usize,
     recovery_killed: usize,
 }
 
@@ -270,11 +276,13 @@ fn kill_run(rig: &Rig, run: u64, plan: KillPlan, planted: Option<&str>, stats: &
     };
     let mut sale = with_bug(rig.kasa(&["sale", "--order", &order, "--pay", plan.pay])).spawn().unwrap();
     let tapping = || rig.sandbox.finix.is_waiting(DEVICE);
+    let signing = || rig.sandbox.fiskaltrust.in_progress() > 0;
     let killed = kill_at(&mut sale, plan.kill_after);
     stats.runs += 1;
     if killed {
         stats.killed += 1;
         stats.killed_mid_tap += usize::from(tapping());
+        stats.killed_mid_sign += usize::from(signing());
     }
     std::thread::sleep(plan.down_for);
     if let Some(after) = plan.kill_recovery_after {
@@ -325,6 +333,9 @@ fn kill_harness(
                     c.mobilepay.decide = Some((Duration::from_millis(500), Duration::from_millis(3_000)));
                     c.mobilepay.lookup_lag = Duration::from_millis(800);
                     c.mobilepay.seed = seed;
+                    // The signing unit takes its time, so kills land between a receipt's sign
+                    // request and its answer.
+                    c.fiskaltrust.sign_delay = Duration::from_millis(400);
                 });
                 let mut stats = KillStats::default();
                 loop {
@@ -350,6 +361,7 @@ fn kill_harness(
         total.runs += s.runs;
         total.killed += s.killed;
         total.killed_mid_tap += s.killed_mid_tap;
+        total.killed_mid_sign += s.killed_mid_sign;
         total.recovery_killed += s.recovery_killed;
         checked.extend(c);
     }
@@ -372,17 +384,19 @@ fn kills_at_random_moments_during_slow_taps_never_lose_or_double_a_charge() {
     let (sales, paid, charges) =
         checked.iter().fold((0, 0, 0), |(s, p, c), k| (s + k.sales, p + k.paid, c + k.charges));
     println!(
-        "{} runs in {:.1} s: {} killed ({} during a tap, {} restarts killed again during recovery); \
-         {sales} sales, {paid} paid, {charges} card charges; every invariant held after every run",
+        "{} runs in {:.1} s: {} killed ({} during a tap, {} while a receipt was being signed, {} restarts killed \
+         again during recovery); {sales} sales, {paid} paid, {charges} card charges; every invariant held after every run",
         stats.runs,
         started.elapsed().as_secs_f64(),
         stats.killed,
         stats.killed_mid_tap,
+        stats.killed_mid_sign,
         stats.recovery_killed
     );
     assert_eq!(stats.runs as u64, runs, "every run was made within the time budget of {budget:?}");
     assert!(stats.killed * 5 >= stats.runs * 2, "most card runs are cut by a kill: {stats:?}");
     assert!(stats.killed_mid_tap * 4 >= stats.runs, "a good share of kills land during a tap: {stats:?}");
+    assert!(stats.killed_mid_sign * 40 >= stats.runs, "some kills land while a receipt is signed: {stats:?}");
 }
 
 #[test]
