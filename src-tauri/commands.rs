@@ -114,6 +114,37 @@ pub async fn discard(shell: State<'_, Shell>, id: i64, pin: String, reason: Stri
 }
 
 #[tauri::command]
+pub async fn set_customer(
+    shell: State<'_, Shell>,
+    sale_id: String,
+    customer: Option<kasa_core::BusinessCustomer>,
+) -> Res<SaleView> {
+    shell.engine()?.set_customer(&sale_id, customer).await
+}
+
+/// One of the fiscal middleware's journals, for the manager (PIN checked here).
+#[tauri::command]
+pub async fn fiscal_journal(
+    shell: State<'_, Shell>,
+    pin: String,
+    kind: String,
+    from: u64,
+    take: u32,
+) -> Res<Vec<serde_json::Value>> {
+    let engine = shell.engine()?;
+    engine.check_pin(&pin).await?;
+    engine.fiscal_journal(&kind, from, take).await
+}
+
+/// Queues the day's closing receipt at the fiscal middleware (manager PIN).
+#[tauri::command]
+pub async fn fiscal_daily_closing(shell: State<'_, Shell>, pin: String) -> Res<String> {
+    let engine = shell.engine()?;
+    engine.check_pin(&pin).await?;
+    engine.fiscal_daily_closing(None).await
+}
+
+#[tauri::command]
 pub async fn has_manager_pin(shell: State<'_, Shell>) -> Res<bool> {
     shell.engine()?.has_manager_pin().await
 }

@@ -141,6 +141,9 @@ pub fn run() {
             commands::terminal,
             commands::set_terminal_active,
             commands::create_terminal,
+            commands::set_customer,
+            commands::fiscal_journal,
+            commands::fiscal_daily_closing,
         ])
         .build(tauri::generate_context!());
     let app = match app {

@@ -3,6 +3,7 @@ import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
   ApiError,
+  BusinessCustomer,
   EngineEvent,
   Money,
   OrderSummary,
@@ -62,6 +63,11 @@ export const api = {
   hasManagerPin: () => call<boolean>("has_manager_pin"),
   checkPin: (pin: string) => call<void>("check_pin", { pin }),
   setManagerPin: (pin: string, current: string | null) => call<void>("set_manager_pin", { pin, current }),
+  setCustomer: (saleId: string, customer: BusinessCustomer | null) =>
+    call<SaleView>("set_customer", { saleId, customer }),
+  fiscalJournal: (pin: string, kind: "ReceiptJournal" | "ActionJournal" | "QueueItem", from = 0, take = 200) =>
+    call<Record<string, unknown>[]>("fiscal_journal", { pin, kind, from, take }),
+  fiscalDailyClosing: (pin: string) => call<string>("fiscal_daily_closing", { pin }),
 };
 
 /** Subscribes to the register's events. */

@@ -155,7 +155,15 @@ attempts: number,
 /**
  * The customer slip as printed text, once paid.
  */
-slipText: string | null, };
+slipText: string | null, 
+/**
+ * The business the sale is invoiced to.
+ */
+customer: BusinessCustomer | null, 
+/**
+ * Its receipts at the fiscal middleware (empty where receipts are not signed).
+ */
+fiscal: Array<FiscalReceipt>, };
 
 export type StatusView = { 
 /**
@@ -194,6 +202,14 @@ printerProblem: string | null,
  * Why the card terminal can't take payments, when it can't.
  */
 terminalProblem: string | null, 
+/**
+ * Whether receipts are signed by the fiscal middleware.
+ */
+fiscal: boolean, 
+/**
+ * Why receipts are not being signed now (they wait in the queue), when they are not.
+ */
+fiscalProblem: string | null, 
 /**
  * Running against the built-in sandbox.
  */
@@ -553,3 +569,70 @@ export type RefundState = "pending" | "done" | "failed";
 export type NoticeLevel = "info" | "warning" | "error";
 
 export type SaleState = "Open" | "Locking" | "Paying" | "Tendering" | "Voiding" | "Paid" | "Reported" | "Completed" | "Cancelled" | "NeedsAttention";
+
+export type BusinessCustomer = { 
+/**
+ * Company name.
+ */
+name: string, 
+/**
+ * Address.
+ */
+address: string | null, 
+/**
+ * VAT id.
+ */
+vatId: string, };
+
+export type FiscalReceipt = { 
+/**
+ * The receipt's reference at the middleware (`cbReceiptReference`): the sale's id, or the
+ * refund's.
+ */
+reference: string, 
+/**
+ * The refund this receipt is for; none for the sale's own receipt.
+ */
+refund: string | null, 
+/**
+ * Where it is.
+ */
+state: FiscalState, 
+/**
+ * The signature, once signed.
+ */
+signature: FiscalSignature | null, };
+
+export type FiscalSignature = { 
+/**
+ * The middleware's receipt number (`ftReceiptIdentification`).
+ */
+receiptId: string, 
+/**
+ * The cash register's identification at the tax authority (`ftCashBoxIdentification`).
+ */
+cashbox: string, 
+/**
+ * When the middleware processed it (RFC 3339).
+ */
+moment: string, 
+/**
+ * Signatures printed as text.
+ */
+lines: Array<SignatureLine>, 
+/**
+ * The signature printed as a QR code.
+ */
+qr: string | null, };
+
+export type FiscalState = "Pending" | "Signed";
+
+export type SignatureLine = { 
+/**
+ * The caption, e.g. `RT Device`.
+ */
+caption: string, 
+/**
+ * The data.
+ */
+data: string, };
