@@ -726,6 +726,26 @@ async fn demo(data_dir: PathBuf, sales: usize) -> Result<()> {
     }
     let jobs = demo.sandbox.printer.jobs();
     println!("virtual printer received {} slip(s)", jobs.len());
+    // Each slip's signature QR code, read back from the printed bytes, is the one the middleware
+    // gave for its receipt.
+    let signatures: Vec<String> = demo
+        .engine
+        .recent_sales(1000)
+        .await?
+        .into_iter()
+        .flat_map(|s| s.fiscal)
+        .filter_map(|r| r.signature.and_then(|s| s.qr))
+        .collect();
+    let read_back = jobs
+        .iter()
+        .filter(|j| {
+            kasa_print::decode::blocks(&j.bytes, kasa_print::Model::EPSON_TM).iter().any(|b| match b {
+                kasa_print::layout::Block::Qr(data) => signatures.contains(data),
+                _ => false,
+            })
+        })
+        .count();
+    println!("fiscal signature QR codes read back from the slips: {read_back} of {}", jobs.len());
     let v = demo.engine.verify_journal().await?;
     println!("journal: {} entries, {}", v.entries, if v.is_intact() { "intact" } else { "BROKEN" });
     demo.engine.shutdown().await;
@@ -742,11 +762,18 @@ async fn sim(write_config: Option<PathBuf>, order_every: u64, seconds: u64) -> R
     println!("Token X   {}", sb.tokenx_url());
     println!("Finix     {}", sb.finix_url());
     println!("printer   {}", sb.printer_addr());
+    println!("fiskaltrust {}", sb.fiskaltrust_url());
     println!("Token X client kasa-demo / demo-secret, terminals VT-0001 and VT-0002");
     println!("Finix user USdemoKasa / demo-finix-password, merchant MUdemoKasaMerchant, device DVdemoKasaTerminal1");
+    println!(
+        "fiskaltrust CashBox {} / {} (fiskaltrust.access_token), receipts coded for {}",
+        sb.config.fiskaltrust.cashbox_id, sb.config.fiskaltrust.access_token, sb.config.fiskaltrust.country
+    );
     if let Some(path) = write_config {
         let dir = path.parent().map(|p| p.join("kasa-data")).unwrap_or_else(|| PathBuf::from("kasa-data"));
-        let config = Config::local(dir, &sb.tokenx_url(), &sb.finix_url(), Some(sb.printer_addr()));
+        let fiskaltrust = sb.fiskaltrust_url();
+        let config = Config::local(dir, &sb.tokenx_url(), &sb.finix_url(), Some(sb.printer_addr()))
+            .with_local_systems(|name| (name == "fiskaltrust").then(|| fiskaltrust.clone()));
         std::fs::write(&path, toml::to_string(&config)?).with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {} (set the secrets with `kasa secrets set`)", path.display());
     }

@@ -116,6 +116,7 @@ pub(crate) async fn run(engine: Engine) {
             })
             .collect();
         let recorded = !batch.is_empty();
+        let fiscal_recorded = batch.iter().any(|(row, _)| row.op.kind() == OpKind::FiscalSign);
 
         // One trip to the database: record what finished, then read what is due next (as much
         // again as there is room, to read ahead).
@@ -175,6 +176,9 @@ pub(crate) async fn run(engine: Engine) {
         }
         if recorded {
             engine.inner.changes.send_modify(|n| *n += 1);
+        }
+        if fiscal_recorded && pass.record_failed.is_none() {
+            engine.inner.fiscal_changes.send_modify(|n| *n += 1);
         }
         if let Some(counts) = pass.counts {
             counted = Some(tokio::time::Instant::now());

@@ -82,6 +82,8 @@ struct Inner {
     dispatch_kick: Notify,
     sync_kick: Notify,
     changes: Signal<u64>,
+    /// Counts recorded outcomes of signing operations (slips waiting for a signature watch it).
+    fiscal_changes: Signal<u64>,
     shutdown: Signal<bool>,
     live: Mutex<Live>,
     pin_guard: Mutex<manager::PinGuard>,

@@ -50,6 +50,7 @@ impl Engine {
                 dispatch_kick: Notify::new(),
                 sync_kick: Notify::new(),
                 changes: Signal::new(0),
+                fiscal_changes: Signal::new(0),
                 shutdown: Signal::new(false),
                 live: Mutex::new(Live { orders_listed_at, ..Live::default() }),
                 pin_guard: Mutex::new(crate::manager::PinGuard::default()),

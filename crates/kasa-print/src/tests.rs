@@ -597,3 +597,48 @@ fn many_lines_stay_within_the_paper_on_every_width() {
         assert!(printed.contains("Ürün 39"));
     }
 }
+
+#[test]
+fn a_signed_receipt_prints_its_signature_and_qr_and_a_pending_one_says_so() {
+    use kasa_core::{FiscalReceipt, FiscalSignature, FiscalState, SignatureLine};
+    let mut s = sale();
+    s.fiscalize = true;
+    s.fiscal.push(FiscalReceipt {
+        reference: s.id.0.clone(),
+        refund: None,
+        state: FiscalState::Pending,
+        signature: None,
+    });
+    let pending = Slip::from_sale(&s, &StoreInfo::default(), false).unwrap();
+    let text = to_text(&layout(&pending, Width::Mm80));
+    assert!(text.contains("*** İMZA BEKLENİYOR ***") && text.contains("yeniden basılabilir"), "{text}");
+    assert!(pending.qr.is_none(), "no QR code before the signature");
+
+    let qr = "TR-SCU-7654321_ft1A_2026-11-21T12:04:31.000Z_1401.70_9f2c4e01";
+    s.fiscal[0].state = FiscalState::Signed;
+    s.fiscal[0].signature = Some(FiscalSignature {
+        receipt_id: "ft1A".into(),
+        cashbox: "TR-SCU-7654321".into(),
+        moment: "2026-11-21T12:04:31.000Z".into(),
+        lines: vec![
+            SignatureLine { caption: "RT Device".into(), data: "RT-12345678".into() },
+            SignatureLine { caption: "Signature".into(), data: "9f2c4e01".into() },
+        ],
+        qr: Some(qr.into()),
+    });
+    let signed = Slip::from_sale(&s, &StoreInfo::default(), false).unwrap();
+    for width in [Width::Mm58, Width::Mm80] {
+        let blocks = layout(&signed, width);
+        let text = to_text(&blocks);
+        assert!(text.contains("Mali fiş") && text.contains("ft1A"), "{text}");
+        assert!(text.contains("RT Device: RT-12345678") && text.contains("Signature: 9f2c4e01"), "{text}");
+        assert!(!text.contains("İMZA BEKLENİYOR"), "{text}");
+        // The signature's QR code reads back from the printer's bytes.
+        let bytes = render(&blocks, &Setup::new(Model::EPSON_TM, CodePage::Cp857)).unwrap();
+        let back = decode::blocks(&bytes, Model::EPSON_TM);
+        assert!(back.contains(&Block::Qr(qr.into())), "{width:?}");
+    }
+    // And the PDF carries the same rows and draws the code.
+    let blocks = layout(&signed, Width::Mm80);
+    check_pdf("slip-fiscal-80mm-roll", &blocks, Paper::Roll80);
+}

@@ -93,6 +93,9 @@ impl World {
         c.mobilepay.seed = opts.seed;
         c.settle.customer = kasa_sim::SettleCustomer::Manual;
         c.settle.seed = opts.seed;
+        // The signing unit takes a moment, so crashes land between a sign request and its answer.
+        c.fiskaltrust.seed = opts.seed;
+        c.fiskaltrust.sign_delay = Duration::from_millis(300);
         let sandbox = Arc::new(Sandbox::start(c).await.expect("the sandbox starts"));
         for (service, rates) in &schedule.rates {
             if let Some(control) = control(&sandbox, service) {
@@ -338,6 +341,9 @@ impl World {
             }
             self.log(&line);
             self.count_fault(if at == "timer" { "crashes between steps" } else { "crashes at a failpoint" }, 1);
+            if self.sandbox.fiskaltrust.in_progress() > 0 {
+                self.count_fault("crashes while the middleware was signing", 1);
+            }
             let down = *slot.down_for.lock().unwrap_or_else(|e| e.into_inner());
             if !self.closing.load(Ordering::SeqCst) {
                 tokio::select! {

@@ -381,11 +381,12 @@ fn kills_at_random_moments_during_slow_taps_never_lose_or_double_a_charge() {
     if let Some(b) = broken {
         panic!("seed {seed}: {b}");
     }
-    let (sales, paid, charges) =
-        checked.iter().fold((0, 0, 0), |(s, p, c), k| (s + k.sales, p + k.paid, c + k.charges));
+    let (sales, paid, charges, receipts) =
+        checked.iter().fold((0, 0, 0, 0), |(s, p, c, r), k| (s + k.sales, p + k.paid, c + k.charges, r + k.receipts));
     println!(
         "{} runs in {:.1} s: {} killed ({} during a tap, {} while a receipt was being signed, {} restarts killed \
-         again during recovery); {sales} sales, {paid} paid, {charges} card charges; every invariant held after every run",
+         again during recovery); {sales} sales, {paid} paid, {charges} card charges, {receipts} receipts signed once; \
+         every invariant held after every run",
         stats.runs,
         started.elapsed().as_secs_f64(),
         stats.killed,
@@ -397,6 +398,7 @@ fn kills_at_random_moments_during_slow_taps_never_lose_or_double_a_charge() {
     assert!(stats.killed * 5 >= stats.runs * 2, "most card runs are cut by a kill: {stats:?}");
     assert!(stats.killed_mid_tap * 4 >= stats.runs, "a good share of kills land during a tap: {stats:?}");
     assert!(stats.killed_mid_sign * 40 >= stats.runs, "some kills land while a receipt is signed: {stats:?}");
+    assert!(receipts * 2 >= paid, "the paid sales' receipts were checked at the middleware: {receipts} of {paid}");
 }
 
 #[test]

@@ -17,6 +17,7 @@ fn demo_sells_by_card_and_cash_headlessly() {
     assert!(stdout.contains("KART VISA"), "{stdout}");
     assert!(stdout.contains("NAKİT"), "{stdout}");
     assert!(stdout.contains("virtual printer received 2 slip(s)"), "{stdout}");
+    assert!(stdout.contains("fiscal signature QR codes read back from the slips: 2 of 2"), "{stdout}");
     assert!(stdout.contains("intact"), "{stdout}");
     assert!(dir.path().join("kasa.db").exists());
 }

@@ -1,6 +1,7 @@
 //! Client-versus-sandbox tests: every call Kasa makes, against kasa-sim on loopback.
 
 mod finix;
+mod fiskaltrust;
 mod mobilepay;
 mod settle;
 mod tokenx;

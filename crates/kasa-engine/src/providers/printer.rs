@@ -114,7 +114,13 @@ async fn with_signature(engine: &Engine, mut sale: kasa_core::Sale, refund: Opti
         s.fiscal.iter().any(|r| r.reference == reference && r.state == kasa_core::FiscalState::Pending)
     };
     let deadline = Instant::now() + fiscal.print_wait();
-    let mut changes = engine.inner.changes.subscribe();
+    let mut changes = engine.inner.fiscal_changes.subscribe();
+    // Signed between the caller's read and the subscription: seen here.
+    if pending(&sale)
+        && let Ok(s) = engine.sale(&sale.id.0).await
+    {
+        sale = s;
+    }
     while pending(&sale) && !fiscal.is_down() && Instant::now() < deadline {
         tokio::select! {
             biased;

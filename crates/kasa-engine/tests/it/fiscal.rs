@@ -412,3 +412,19 @@ async fn a_slip_waits_for_its_signature_and_prints_it() {
     assert!(job.text().contains(&sig.receipt_id), "the first slip carries the signature:\n{}", job.text());
     assert_eq!(s.state, SaleState::Completed);
 }
+
+#[tokio::test]
+async fn the_daily_closing_is_signed_after_the_days_receipts_and_the_journals_show_them() {
+    let h = harness().await;
+    let s = paid_shop_sale(&h.engine, &[("8690000000101", 1)], &[cash("20.00")]).await;
+    let closing = h.engine.fiscal_daily_closing(Some(1)).await.unwrap();
+    settle(&h.engine, Duration::from_secs(20)).await;
+    let receipts = h.engine.fiscal_journal("ReceiptJournal", 0, 100).await.unwrap();
+    let refs: Vec<&str> = receipts.iter().map(|r| r["cbReceiptReference"].as_str().unwrap()).collect();
+    assert_eq!(refs, [s.id.0.as_str(), closing.as_str()], "the closing comes after the day's receipts");
+    assert_eq!(receipts[1]["ftReceiptCase"], "0x5452200000002011");
+    let actions = h.engine.fiscal_journal("ActionJournal", 0, 100).await.unwrap();
+    assert!(actions.iter().any(|a| a["Type"] == "DailyClosing"), "{actions:?}");
+    let e = h.engine.fiscal_journal("Nonsense", 0, 10).await.unwrap_err();
+    assert!(e.message.contains("ReceiptJournal"), "{}", e.message);
+}
