@@ -77,8 +77,31 @@ pub fn verify_with(
     }
     let sales = store.recent_sales(1_000_000).map_err(|e| e.to_string())?;
     let counts = store.queue_counts().map_err(|e| e.to_string())?;
-    ensure_eq!((counts.pending, counts.parked), (0, 0), "{label}: queue delivered, nothing parked");
-    ensure!(store.locks().map_err(|e| e.to_string())?.is_empty(), "{label}: no lock left in the database");
+    if (counts.pending, counts.parked) != (0, 0) {
+        let open: Vec<String> = store
+            .outbox_open(10)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|r| format!("{} {:?}: {}", r.op.kind().as_str(), r.state, r.last_error.as_deref().unwrap_or("")))
+            .collect();
+        return Err(format!(
+            "{label}: queue delivered, nothing parked (left {:?}, right (0, 0)): {}",
+            (counts.pending, counts.parked),
+            open.join("; ")
+        ));
+    }
+    let locks = store.locks().map_err(|e| e.to_string())?;
+    if !locks.is_empty() {
+        let held: Vec<String> = locks
+            .iter()
+            .map(|l| {
+                let sale = sales.iter().find(|s| s.id.0 == l.sale_id);
+                let state = sale.map(|s| format!("{:?} {:?} {:?}", s.state, s.attempt, s.notice)).unwrap_or_default();
+                format!("{} by sale {} ({state})", l.order_id, l.sale_id)
+            })
+            .collect();
+        return Err(format!("{label}: no lock left in the database: {}", held.join("; ")));
+    }
 
     let mut taken_over = 0;
     // Card charges kept by paid sales: transaction ref → sale.

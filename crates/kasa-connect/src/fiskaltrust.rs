@@ -319,7 +319,11 @@ impl ReceiptBuilder {
         // A part of a line (a partial refund) keeps the line's unit price and takes its share of
         // the quantity, to three decimals.
         let part = |q: f64| match share {
-            Some((num, den)) if den != 0 => (q * num as f64 / den as f64 * 1000.0).round() / 1000.0,
+            Some((num, den)) if den != 0 => {
+                // Never a quantity of nothing for an amount given back.
+                let r = (q * num as f64 / den as f64 * 1000.0).round() / 1000.0;
+                if r == 0.0 { 0.001 } else { r }
+            }
             _ => q,
         };
         let line_amount = match share {

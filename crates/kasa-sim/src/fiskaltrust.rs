@@ -12,8 +12,9 @@
 //! otherwise); a sign carries `x-operation-id`, a UUID, its idempotency key ("each call is safe
 //! to replay using operation IDs", "422 Duplicate operation ID"), and may carry
 //! `x-operation-lifetime` (ms, default 15000), `x-terminal-id` and `x-possystem-id`. The error
-//! bodies `device_not_reachable` (500) and `validation_error` (400, "Total amount mismatch with
-//! payment items") are the document's. Case values are hex strings whose top 16 bits are the
+//! bodies `device_not_reachable` and `validation_error` ("Total amount mismatch with payment
+//! items") are the document's; their statuses (500 for the unreachable device, 400 for
+//! validation) are inferred from its status table. Case values are hex strings whose top 16 bits are the
 //! country's ASCII code (`0x4954…` = "IT") and whose next nibble is the version (2).
 //!
 //! Inferred where the document is silent, modelled on what fiskaltrust's middleware does (a
@@ -36,7 +37,10 @@
 //!   processed anew when repeated. A `cbReceiptReference` signed (or being signed) under another
 //!   operation id is refused (`400 duplicate cbReceiptReference`).
 //! - Failed mode: a sign while the SCU is unreachable answers `500 device_not_reachable`,
-//!   signs nothing and puts the queue in failed mode (an ActionJournal entry). With the SCU back,
+//!   signs nothing and puts the queue in failed mode (an ActionJournal entry). (A middleware may
+//!   instead accept a receipt in failed mode with `200`, the failed flag in `ftState` and no
+//!   signature, and sign it late after the zero receipt; this sandbox does not model that, and
+//!   Kasa would then keep the answer as its signature. A real sandbox settles which it is.) With the SCU back,
 //!   receipts are signed but their `ftState` carries the failed-mode flag 0x2 until a zero
 //!   receipt is signed; its `ftState` is normal again and the ActionJournal records how many
 //!   receipts were signed in failed mode. `lastContact` is the last time the SCU signed (or the

@@ -521,6 +521,9 @@ impl World {
                     .sales_in(&[
                         kasa_core::SaleState::Locking,
                         kasa_core::SaleState::Paying,
+                        // Part paid: the cashier takes the rest in the next round (a payment
+                        // attempt that outlived the first round's wait ends here).
+                        kasa_core::SaleState::Tendering,
                         kasa_core::SaleState::Voiding,
                         kasa_core::SaleState::NeedsAttention,
                     ])

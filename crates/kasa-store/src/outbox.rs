@@ -271,7 +271,9 @@ impl Tx<'_> {
 }
 
 impl Store {
-    /// The heads of lanes that are due at `now`, oldest first, skipping `busy` lanes.
+    /// The heads of lanes that are due at `now`, oldest first, skipping `busy` lanes. A parked
+    /// message holds back the later messages of its own sale, and in the fiscal lane every later
+    /// message (receipts are signed in the order they were made).
     pub fn outbox_due(&self, now: OffsetDateTime, busy: &[String], limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         let busy = serde_json::to_string(busy)?;
         self.read(|c| {
@@ -283,7 +285,7 @@ impl Store {
                        AND o.lane NOT IN (SELECT value FROM json_each(?2))
                        AND NOT EXISTS (SELECT 1 FROM outbox h
                                        WHERE h.lane = o.lane AND h.state = 'parked' AND h.id < o.id
-                                         AND h.sale_id IS o.sale_id)
+                                         AND (h.sale_id IS o.sale_id OR o.lane = ?5))
                        AND NOT EXISTS (
                            SELECT 1 FROM outbox h
                            WHERE h.lane = o.lane AND h.state = 'pending' AND h.id < o.id
@@ -295,7 +297,7 @@ impl Store {
                                                         AND p.id < h.id AND p.sale_id IS h.sale_id))))
                      ORDER BY o.id LIMIT ?3"
                 ),
-                params![unix_ms(now), busy, limit, kasa_core::op::DEVICE_LANE],
+                params![unix_ms(now), busy, limit, kasa_core::op::DEVICE_LANE, kasa_core::op::FISCAL_LANE],
             )
         })
     }

@@ -236,6 +236,44 @@ fn a_parked_message_holds_back_only_its_own_sale() {
 }
 
 #[test]
+fn receipts_are_signed_in_order_and_a_parked_one_holds_back_every_later_receipt() {
+    let (_d, store) = store();
+    let sign = |refund: Option<&str>| Op::FiscalSign {
+        doc: match refund {
+            Some(r) => kasa_core::FiscalDoc::Refund { refund_id: r.into() },
+            None => kasa_core::FiscalDoc::Sale,
+        },
+    };
+    let closing =
+        Op::FiscalSign { doc: kasa_core::FiscalDoc::DailyClosing { reference: "Z-1".into(), at: NOW, z_number: None } };
+    let ids = store
+        .write(|tx| -> Result<Vec<i64>, StoreError> {
+            Ok(vec![
+                tx.enqueue(Some("A"), &q("fa", sign(None)), NOW)?,
+                tx.enqueue(Some("B"), &q("fb", sign(None)), NOW)?,
+                tx.enqueue(None, &q("z", closing), NOW)?,
+            ])
+        })
+        .unwrap();
+    let keys = |store: &Store| store.outbox_due(NOW, &[], 10).unwrap().into_iter().map(|r| r.key).collect::<Vec<_>>();
+    assert_eq!(keys(&store), ["fa"], "one lane: the oldest receipt first");
+    // Backing off, it still holds the lane (not a device lane).
+    store
+        .write(|tx| tx.outbox_retry_at(ids[0], "signing unit down", NOW + time::Duration::seconds(30), false))
+        .unwrap();
+    assert!(keys(&store).is_empty(), "no later receipt passes one that waits");
+    // Parked, it holds back every later receipt, of any sale, and the closing.
+    store.write(|tx| tx.outbox_park(ids[0], "refused", NOW)).unwrap();
+    assert!(keys(&store).is_empty(), "no later receipt passes a parked one");
+    store.write(|tx| tx.outbox_unpark(ids[0], NOW)).unwrap();
+    assert_eq!(keys(&store), ["fa"]);
+    store.write(|tx| tx.outbox_done(ids[0], NOW)).unwrap();
+    assert_eq!(keys(&store), ["fb"]);
+    store.write(|tx| tx.outbox_done(ids[1], NOW)).unwrap();
+    assert_eq!(keys(&store), ["z"]);
+}
+
+#[test]
 fn a_read_of_several_statements_sees_one_snapshot_while_the_writer_commits() {
     let (_d, store) = store();
     let count =

@@ -14,7 +14,17 @@
 //! again. The queue is then in failed mode (its `ftState` says so), which the middleware leaves
 //! on a zero receipt: Kasa sends one before the next receipt after an outage, and right after a
 //! receipt whose answer carries the failed-mode flag. A zero receipt's operation id is derived
-//! from the receipt's key and attempt, so a repeat after a crash is the same operation.
+//! from the receipt's key and attempt, so a repeat after a crash is the same operation; a zero
+//! receipt whose answer was lost is sent again under the next attempt's id (a second zero
+//! receipt carries no amounts, so it costs a number in the middleware's journal, nothing more).
+//! The failed mode is known in memory only: after a restart the next answer's `ftState` says so.
+//!
+//! The body depends on the stored sale and on the `[fiscal]` section (cash box, terminal,
+//! country, VAT categories): changed between an unanswered attempt and its retry, it makes the
+//! middleware answer a conflict, and the receipt parks with that reason. A parked receipt holds
+//! back every later one until the manager retries or discards it; meanwhile, and whenever the
+//! middleware does not answer, signing is "stalled": slips print "signature pending" at once and
+//! the status bar says why.
 //!
 //! A refusal (400), a conflicting repeat (422 other than "in progress") or a receipt Kasa cannot
 //! build parks the message for the manager with the reason; a second receipt is never sent for
@@ -86,6 +96,12 @@ fn default_lifetime_ms() -> u64 {
 impl FiscalConfig {
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
         check_url(&self.base_url)?;
+        if self.print_wait_ms > 30_000 {
+            return Err(ConfigError::Invalid(format!(
+                "fiscal.print_wait_ms {} is more than 30000; a cashier should not wait longer for a slip",
+                self.print_wait_ms
+            )));
+        }
         if uuid::Uuid::parse_str(&self.cashbox_id).is_err() {
             return Err(ConfigError::Invalid(format!(
                 "fiscal.cashbox_id '{}' is not a UUID; copy the CashBox id from the fiskaltrust portal",
@@ -152,8 +168,9 @@ pub(crate) struct Fiscal {
     builder: ReceiptBuilder,
     /// The queue is (or may be) in failed mode: a zero receipt goes before the next receipt.
     failed: AtomicBool,
-    /// The signing unit was unreachable at the last attempt: slips do not wait for signatures.
-    down: AtomicBool,
+    /// Signing is not happening now (the signing unit or the middleware did not answer, or a
+    /// receipt is parked and holds back the later ones): slips do not wait for signatures.
+    stalled: AtomicBool,
     /// The middleware's queue id, learnt from `POST /v2/configuration`.
     queue_id: Mutex<Option<String>>,
     print_wait: Duration,
@@ -190,15 +207,21 @@ impl Fiscal {
             client,
             builder,
             failed: AtomicBool::new(false),
-            down: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
             queue_id: Mutex::new(None),
             print_wait: Duration::from_millis(c.print_wait_ms),
         }))
     }
 
-    /// Whether the signing unit was unreachable at the last attempt.
-    pub(crate) fn is_down(&self) -> bool {
-        self.down.load(Ordering::SeqCst)
+    /// Whether signing is not happening now (see [`Fiscal::stall`]).
+    pub(crate) fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::SeqCst)
+    }
+
+    /// Signing stopped: slips print "signature pending" at once, and the status bar says why.
+    fn stall(&self, engine: &Engine, problem: String) {
+        self.stalled.store(true, Ordering::SeqCst);
+        engine.set_fiscal_problem(Some(problem));
     }
 
     /// How long a slip waits for its signature.
@@ -258,6 +281,7 @@ pub(crate) async fn deliver(engine: &Engine, row: &OutboxRow) -> Delivery {
     let (reference, receipt) = match fiscal.receipt(doc, sale.as_ref()) {
         Ok(r) => r,
         Err(reason) => {
+            fiscal.stall(engine, format!("A receipt cannot be signed; later ones wait. See the queue ({reason})"));
             return Delivery::Park { reason: format!("The receipt cannot be signed: {reason}"), event: None };
         }
     };
@@ -286,7 +310,7 @@ pub(crate) async fn deliver(engine: &Engine, row: &OutboxRow) -> Delivery {
         Ok(resp) => resp.signed(),
         Err(e) => return failed(engine, fiscal, row, e),
     };
-    fiscal.down.store(false, Ordering::SeqCst);
+    fiscal.stalled.store(false, Ordering::SeqCst);
     engine.set_fiscal_problem(None);
     if signed.failed_mode {
         // The unit answers again but the queue is still in failed mode: leave it now, so the
@@ -317,13 +341,26 @@ async fn zero_receipt(engine: &Engine, fiscal: &Fiscal, op_id: &str, at: time::O
             tracing::info!(reference = %reference, "zero receipt signed: the fiscal queue left failed mode");
             Ok(())
         }
+        // The operation id was used: that zero receipt was sent.
         Err(SignError::Conflict(..)) => Ok(()),
-        Err(e) => {
-            if matches!(e, SignError::SignerDown(_)) {
-                fiscal.down.store(true, Ordering::SeqCst);
-                engine.set_fiscal_problem(Some(e.to_string()));
-            }
+        Err(SignError::InProgress) => {
+            Err(Delivery::Retry { error: "zero receipt still in progress".into(), maybe_applied: true })
+        }
+        Err(SignError::Connect(c)) if c.is_transient() => {
+            fiscal.stall(engine, format!("Fiscal middleware unreachable: receipts wait ({c})"));
+            Err(Delivery::Retry { error: format!("zero receipt: {c}"), maybe_applied: c.maybe_applied() })
+        }
+        Err(e @ SignError::SignerDown(_)) => {
+            fiscal.stall(engine, format!("Fiscal signing unit unreachable: slips print \"signature pending\" ({e})"));
             Err(Delivery::Retry { error: format!("zero receipt: {e}"), maybe_applied: false })
+        }
+        Err(e) => {
+            // Refused for good: the receipts wait, in order, for the manager.
+            fiscal.stall(engine, format!("The zero receipt was refused; see the queue ({e})"));
+            Err(Delivery::Park {
+                reason: format!("The zero receipt that ends the middleware's failed mode was refused: {e}"),
+                event: None,
+            })
         }
     }
 }
@@ -331,33 +368,50 @@ async fn zero_receipt(engine: &Engine, fiscal: &Fiscal, op_id: &str, at: time::O
 fn failed(engine: &Engine, fiscal: &Fiscal, row: &OutboxRow, e: SignError) -> Delivery {
     match e {
         SignError::SignerDown(_) => {
-            fiscal.down.store(true, Ordering::SeqCst);
             fiscal.failed.store(true, Ordering::SeqCst);
-            engine.set_fiscal_problem(Some(format!(
-                "Fiscal signing unit unreachable: slips print \"signature pending\" and are signed when it is back ({e})"
-            )));
+            fiscal.stall(
+                engine,
+                format!("Fiscal signing unit unreachable: slips print \"signature pending\" and are signed when it is back ({e})"),
+            );
             // Not processed: the same operation is sent again later.
             Delivery::Retry { error: e.to_string(), maybe_applied: row.maybe_applied }
         }
         SignError::InProgress => Delivery::Retry { error: e.to_string(), maybe_applied: true },
         SignError::Conflict(..) | SignError::Refused(_) => {
-            engine.set_fiscal_problem(Some(format!("A receipt was refused by the middleware; see the queue ({e})")));
+            // Parked, it holds back every later receipt (they are signed in order).
+            fiscal.stall(
+                engine,
+                format!("A receipt was refused by the middleware; later ones wait. See the queue ({e})"),
+            );
             Delivery::Park { reason: e.to_string(), event: None }
         }
         SignError::Connect(c) if c.is_transient() => {
+            fiscal.stall(
+                engine,
+                format!("Fiscal middleware unreachable: receipts wait and are signed when it answers ({c})"),
+            );
             Delivery::Retry { error: c.to_string(), maybe_applied: c.maybe_applied() || row.maybe_applied }
         }
         SignError::Connect(c) => {
-            engine.set_fiscal_problem(Some(format!("Fiscal middleware: {c}")));
+            fiscal.stall(engine, format!("Fiscal middleware refused Kasa; later receipts wait. See the queue ({c})"));
             Delivery::Park { reason: c.to_string(), event: None }
         }
     }
 }
 
-/// At start: pairs this terminal with the cash box and learns the queue id (for the journals).
+/// At start: asks the middleware whether it answers (`/v2/echo`), pairs this terminal with the
+/// cash box and learns the queue id (for the journals).
 /// The middleware being away is no reason not to sell: receipts wait in the outbox.
 pub(crate) async fn start(engine: &Engine) {
     let Some(fiscal) = engine.inner.providers.fiscal.as_ref() else { return };
+    // Whether the middleware answers at all: if not, slips do not wait for signatures until it does.
+    if let Err(e) = fiscal.client.echo("kasa").await {
+        fiscal.stall(
+            engine,
+            format!("Fiscal middleware unreachable: receipts wait and are signed when it answers ({e})"),
+        );
+        return;
+    }
     match fiscal.client.configure().await {
         Ok(c) => *fiscal.queue_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.queue_id),
         Err(e) => tracing::warn!(error = %e, "the fiscal middleware's configuration could not be read"),
@@ -372,7 +426,11 @@ impl Engine {
             return Err(not_set_up());
         }
         let at = self.now();
-        let reference = format!("Z-{}", self.env().next_id());
+        let id = self.env().next_id();
+        let reference = match z_number {
+            Some(n) => format!("Z{n:04}-{}", &id[..8.min(id.len())]),
+            None => format!("Z-{id}"),
+        };
         let q = kasa_core::op::Queued {
             key: self.env().next_id(),
             op: Op::FiscalSign { doc: FiscalDoc::DailyClosing { reference: reference.clone(), at, z_number } },

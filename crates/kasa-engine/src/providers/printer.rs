@@ -105,7 +105,8 @@ async fn print(engine: &Engine, row: &OutboxRow, copy: bool, refund: Option<&str
 }
 
 /// The sale as it is once the receipt this slip prints is signed, or once waiting for that
-/// is no use: the signing unit is known to be down, or `print_wait_ms` passed. The slip then
+/// is no use: signing is known to be stalled (the unit or the middleware is away, or a receipt
+/// is parked ahead of this one), or `print_wait_ms` passed. The slip then
 /// says "signature pending", and the signed one can be reprinted later.
 async fn with_signature(engine: &Engine, mut sale: kasa_core::Sale, refund: Option<&str>) -> kasa_core::Sale {
     let Some(fiscal) = engine.inner.providers.fiscal.as_ref() else { return sale };
@@ -121,7 +122,7 @@ async fn with_signature(engine: &Engine, mut sale: kasa_core::Sale, refund: Opti
     {
         sale = s;
     }
-    while pending(&sale) && !fiscal.is_down() && Instant::now() < deadline {
+    while pending(&sale) && !fiscal.is_stalled() && Instant::now() < deadline {
         tokio::select! {
             biased;
             _ = changes.changed() => {}

@@ -404,13 +404,81 @@ async fn settle_prints(sandbox: &Sandbox, n: usize) {
 #[tokio::test]
 async fn a_slip_waits_for_its_signature_and_prints_it() {
     let h = harness().await;
+    h.sandbox.fiskaltrust.set_sign_delay(Duration::from_millis(400));
     let s = paid_shop_sale(&h.engine, &[("8690000000101", 1)], &[cash("20.00")]).await;
     settle_prints(&h.sandbox, 1).await;
     let s = signed(&h.engine, &s.id.0).await;
     let sig = s.fiscal[0].signature.clone().unwrap();
     let job = h.sandbox.printer.jobs()[0].clone();
-    assert!(job.text().contains(&sig.receipt_id), "the first slip carries the signature:\n{}", job.text());
+    assert!(job.text().contains(&sig.receipt_id), "the first slip waited and carries the signature:\n{}", job.text());
     assert_eq!(s.state, SaleState::Completed);
+}
+
+#[tokio::test]
+async fn a_signature_slower_than_the_wait_prints_pending_and_the_reprint_is_signed() {
+    let h = harness().await;
+    h.engine.shutdown().await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = register(&h.sandbox, dir.path(), |c| c.systems.fiscal.as_mut().unwrap().print_wait_ms = 200).await;
+    h.sandbox.fiskaltrust.set_sign_delay(Duration::from_millis(1_500));
+    let s = paid_shop_sale(&engine, &[("8690000000101", 1)], &[cash("20.00")]).await;
+    settle_prints(&h.sandbox, 1).await;
+    assert!(h.sandbox.printer.jobs()[0].text().contains("İMZA BEKLENİYOR"), "the slip did not wait past print_wait_ms");
+    let s = signed(&engine, &s.id.0).await;
+    engine.reprint(&s.id.0).await.unwrap();
+    settle_prints(&h.sandbox, 2).await;
+    let copy = h.sandbox.printer.jobs()[1].text();
+    assert!(copy.contains(&s.fiscal[0].signature.as_ref().unwrap().receipt_id) && !copy.contains("İMZA"), "{copy}");
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_receipt_that_cannot_be_signed_holds_back_the_later_ones_until_the_manager_acts() {
+    let h = harness().await;
+    h.engine.shutdown().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A configuration that lacks the 10 % rate: the coffee's receipt cannot be built.
+    let engine = register(&h.sandbox, dir.path(), |c| {
+        fast_retries(c);
+        c.systems.fiscal.as_mut().unwrap().vat_categories.retain(|v| v.rate_bp != 1000);
+    })
+    .await;
+    engine.set_manager_pin("2468", None).await.unwrap();
+    let coffee = paid_shop_sale(&engine, &[("8690000000200", 1)], &[cash("60.00")]).await;
+    let simit = paid_shop_sale(&engine, &[("8690000000101", 1)], &[cash("20.00")]).await;
+    settle_prints(&h.sandbox, 2).await;
+    let parked = loop {
+        let q = engine.queue(100).await.unwrap();
+        if let Some(p) = q.iter().find(|i| i.state == "parked" && i.kind == "fiscal_sign") {
+            break p.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(parked.last_error.as_deref().unwrap_or_default().contains("VAT rate 10.00 %"), "{parked:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.sandbox.fiskaltrust.signed_count(&simit.id.0), 0, "the later receipt does not pass the parked one");
+    assert!(engine.status().fiscal_problem.unwrap().contains("later ones wait"));
+    assert!(
+        h.sandbox.printer.jobs()[1].text().contains("İMZA BEKLENİYOR"),
+        "slips do not wait while signing is stalled"
+    );
+    engine.shutdown().await;
+    drop(engine);
+    // The configuration is fixed; the manager puts the receipt back in line.
+    let engine = register(&h.sandbox, dir.path(), fast_retries).await;
+    engine.retry_now(parked.id, Some("2468")).await.unwrap();
+    signed(&engine, &simit.id.0).await;
+    signed(&engine, &coffee.id.0).await;
+    let order: Vec<String> = h
+        .sandbox
+        .fiskaltrust
+        .receipts()
+        .iter()
+        .map(|r| r["cbReceiptReference"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(order, [coffee.id.0.clone(), simit.id.0.clone()], "signed in the order sold");
+    assert!(engine.status().fiscal_problem.is_none());
+    engine.shutdown().await;
 }
 
 #[tokio::test]
