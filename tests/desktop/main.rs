@@ -41,7 +41,11 @@ async fn sells_a_pump_order_by_card_in_the_window() {
     assert!(s.text(&done).await.contains("Paid"));
     let receipt = s.wait_for("[data-testid=pump-receipt]", Duration::from_secs(20)).await;
     assert!(s.text(&receipt).await.contains("fiscal no"));
+    // Demo mode fiscalizes: the receipt is signed by the sandbox's middleware.
+    let signed = s.wait_for("[data-testid=fiscal-signed]", Duration::from_secs(20)).await;
+    assert!(s.text(&signed).await.contains("Fiscal receipt ft"), "the done screen names the signed receipt");
     let preview = s.text(&s.find("[data-testid=slip-preview]").await).await;
+    assert!(preview.contains("Mali fiş"), "the slip carries the fiscal signature: {preview}");
     assert!(preview.contains("KART VISA ************0059"), "{preview}");
     assert!(preview.contains(&plate), "slip names the plate {plate}: {preview}");
     let total_digits = total.split_whitespace().next().unwrap().to_string();
