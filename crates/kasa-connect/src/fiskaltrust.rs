@@ -12,6 +12,9 @@
 //! Receipts are built from Kasa's sales here ([`ReceiptBuilder`]), in the shape of the document's
 //! four use cases (standard sale, mixed payment, B2B invoice, refund), and checked before they
 //! are sent ([`validate`]).
+//! Amounts are JSON numbers on the wire, as the document writes them; Kasa computes in minor
+//! units and converts only here, at the edge (every register amount has at most 15 significant
+//! digits, so the number is exact), and [`validate`] compares sums in cents.
 //!
 //! Case values (`ftReceiptCase`, `ftChargeItemCase`, `ftPayItemCase`) are 64-bit numbers written
 //! as 16 hex digits. From the document's examples: the top 16 bits are the country (`0x4954`,
