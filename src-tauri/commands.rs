@@ -122,7 +122,7 @@ pub async fn set_customer(
     shell.engine()?.set_customer(&sale_id, customer).await
 }
 
-/// One of the fiscal middleware's journals, for the manager (PIN checked here).
+/// One of the fiscal middleware's journals, for the manager (PIN).
 #[tauri::command]
 pub async fn fiscal_journal(
     shell: State<'_, Shell>,
@@ -131,17 +131,13 @@ pub async fn fiscal_journal(
     from: u64,
     take: u32,
 ) -> Res<Vec<serde_json::Value>> {
-    let engine = shell.engine()?;
-    engine.check_pin(&pin).await?;
-    engine.fiscal_journal(&kind, from, take).await
+    shell.engine()?.fiscal_journal(&pin, &kind, from, take).await
 }
 
 /// Queues the day's closing receipt at the fiscal middleware (manager PIN).
 #[tauri::command]
 pub async fn fiscal_daily_closing(shell: State<'_, Shell>, pin: String) -> Res<String> {
-    let engine = shell.engine()?;
-    engine.check_pin(&pin).await?;
-    engine.fiscal_daily_closing(None).await
+    shell.engine()?.fiscal_daily_closing(&pin, None).await
 }
 
 #[tauri::command]

@@ -248,7 +248,8 @@ enum FiscalAction {
         #[arg(long, default_value_t = 100)]
         take: u32,
     },
-    /// Sign the day's closing receipt at the middleware (after every receipt of the day).
+    /// Sign the day's closing receipt at the middleware (after every receipt of the day); the
+    /// manager PIN is read from standard input.
     CloseDay {
         /// The Z report's number, when there is one.
         #[arg(long)]
@@ -530,9 +531,10 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Fiscal { action: FiscalAction::CloseDay { z } } => {
+            let pin = read_stdin()?;
             let engine = start_engine(&cli).await?;
             let result = async {
-                let reference = engine.fiscal_daily_closing(*z).await?;
+                let reference = engine.fiscal_daily_closing(pin.trim(), *z).await?;
                 let left = engine.drain(Duration::from_secs(60)).await?;
                 Ok::<_, anyhow::Error>((reference, left))
             }

@@ -222,6 +222,8 @@ impl Op {
     /// backs off after a failure or is parked for the manager. Order between a sale's operations
     /// in different lanes follows from the state machine, which queues an operation only after
     /// the outcome it depends on. Settle payments and refunds are independent of each other.
+    /// Receipts share a strict lane ([`STRICT_LANE`]), where a parked message holds back every
+    /// later one.
     pub fn lane(&self) -> String {
         match self {
             Op::TokenxLock { order_id }
@@ -238,9 +240,8 @@ impl Op {
                 format!("refund:{refund_id}")
             }
             Op::PrintSlip { .. } => format!("{DEVICE_LANE}printer"),
-            // One strict lane: receipts are signed in the order they were made, a late one
-            // included (not a device lane, which would let later receipts pass a failing one).
-            Op::FiscalSign { .. } => FISCAL_LANE.to_string(),
+            // Receipts are signed in the order they were made, a late one included.
+            Op::FiscalSign { .. } => format!("{STRICT_LANE}fiscal"),
         }
     }
 }
@@ -287,8 +288,9 @@ impl Op {
 /// never held up by another sale's message that is failing (see [`Op::lane`]).
 pub const DEVICE_LANE: &str = "device:";
 
-/// The lane of every receipt to be signed, in the order they were made.
-pub const FISCAL_LANE: &str = "fiscal";
+/// The prefix of a strict lane: every message waits for every older one, pending or parked,
+/// whatever sale made it (receipts to be signed, which must keep their order).
+pub const STRICT_LANE: &str = "strict:";
 
 /// An operation together with the idempotency key it will carry on every attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

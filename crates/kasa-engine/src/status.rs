@@ -101,6 +101,11 @@ impl Engine {
         self.update_live(|live| replace(&mut live.printer_problem, problem));
     }
 
+    /// Whether receipts are not being signed now (the status bar shows why).
+    pub(crate) fn fiscal_stalled(&self) -> bool {
+        self.inner.live.lock().unwrap_or_else(|e| e.into_inner()).fiscal_problem.is_some()
+    }
+
     pub(crate) fn set_fiscal_problem(&self, problem: Option<String>) {
         self.update_live(|live| replace(&mut live.fiscal_problem, problem));
     }

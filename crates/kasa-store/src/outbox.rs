@@ -14,7 +14,9 @@
 //!   outcome is not known yet); not while it backs off after a failure that certainly did not
 //!   reach the device, is parked, or waits behind its own sale's. One slip that cannot print,
 //!   or one card lookup parked for the manager, does not stop every later slip or card payment,
-//!   and no second payment goes to a terminal that may still be busy with the first.
+//!   and no second payment goes to a terminal that may still be busy with the first;
+//! - in a strict lane ([`kasa_core::op::STRICT_LANE`]: the receipts to be signed) every older
+//!   message holds it back, pending or parked, whatever sale made it.
 
 use crate::Cached;
 use kasa_core::op::{Op, OpKind, Queued};
@@ -272,8 +274,8 @@ impl Tx<'_> {
 
 impl Store {
     /// The heads of lanes that are due at `now`, oldest first, skipping `busy` lanes. A parked
-    /// message holds back the later messages of its own sale, and in the fiscal lane every later
-    /// message (receipts are signed in the order they were made).
+    /// message holds back the later messages of its own sale, and in a strict lane every later
+    /// message.
     pub fn outbox_due(&self, now: OffsetDateTime, busy: &[String], limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         let busy = serde_json::to_string(busy)?;
         self.read(|c| {
@@ -285,7 +287,7 @@ impl Store {
                        AND o.lane NOT IN (SELECT value FROM json_each(?2))
                        AND NOT EXISTS (SELECT 1 FROM outbox h
                                        WHERE h.lane = o.lane AND h.state = 'parked' AND h.id < o.id
-                                         AND (h.sale_id IS o.sale_id OR o.lane = ?5))
+                                         AND (h.sale_id IS o.sale_id OR substr(o.lane, 1, length(?5)) = ?5))
                        AND NOT EXISTS (
                            SELECT 1 FROM outbox h
                            WHERE h.lane = o.lane AND h.state = 'pending' AND h.id < o.id
@@ -297,7 +299,7 @@ impl Store {
                                                         AND p.id < h.id AND p.sale_id IS h.sale_id))))
                      ORDER BY o.id LIMIT ?3"
                 ),
-                params![unix_ms(now), busy, limit, kasa_core::op::DEVICE_LANE, kasa_core::op::FISCAL_LANE],
+                params![unix_ms(now), busy, limit, kasa_core::op::DEVICE_LANE, kasa_core::op::STRICT_LANE],
             )
         })
     }

@@ -41,6 +41,7 @@ use kasa_core::{FiscalDoc, FiscalState, Op, Sale, SaleEvent};
 use kasa_store::OutboxRow;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 
 use crate::config::{ConfigError, check_url};
 use crate::delivery::{Delivery, LockChange, done, outcome};
@@ -168,9 +169,6 @@ pub(crate) struct Fiscal {
     builder: ReceiptBuilder,
     /// The queue is (or may be) in failed mode: a zero receipt goes before the next receipt.
     failed: AtomicBool,
-    /// Signing is not happening now (the signing unit or the middleware did not answer, or a
-    /// receipt is parked and holds back the later ones): slips do not wait for signatures.
-    stalled: AtomicBool,
     /// The middleware's queue id, learnt from `POST /v2/configuration`.
     queue_id: Mutex<Option<String>>,
     print_wait: Duration,
@@ -207,20 +205,16 @@ impl Fiscal {
             client,
             builder,
             failed: AtomicBool::new(false),
-            stalled: AtomicBool::new(false),
             queue_id: Mutex::new(None),
             print_wait: Duration::from_millis(c.print_wait_ms),
         }))
     }
 
-    /// Whether signing is not happening now (see [`Fiscal::stall`]).
-    pub(crate) fn is_stalled(&self) -> bool {
-        self.stalled.load(Ordering::SeqCst)
-    }
-
-    /// Signing stopped: slips print "signature pending" at once, and the status bar says why.
+    /// Signing stopped (the signing unit or the middleware did not answer, or a receipt is
+    /// parked and holds back the later ones): the status bar says why, and while it does slips
+    /// print "signature pending" at once (see `Engine::fiscal_stalled`). The next signature
+    /// clears it.
     fn stall(&self, engine: &Engine, problem: String) {
-        self.stalled.store(true, Ordering::SeqCst);
         engine.set_fiscal_problem(Some(problem));
     }
 
@@ -230,15 +224,28 @@ impl Fiscal {
     }
 
     /// The receipt an operation signs, built from the stored sale.
-    fn receipt(&self, doc: &FiscalDoc, sale: Option<&Sale>) -> Result<(String, wire::ReceiptRequest), String> {
+    /// The receipt an operation signs, built from the stored sale, with its moment.
+    fn receipt(&self, doc: &FiscalDoc, sale: Option<&Sale>) -> Result<(OffsetDateTime, wire::ReceiptRequest), String> {
         let need = || sale.ok_or_else(|| "the receipt's sale is not in the database".to_string());
-        let r = match doc {
-            FiscalDoc::Sale => self.builder.sale_receipt(need()?),
-            FiscalDoc::Refund { refund_id } => self.builder.refund_receipt(need()?, refund_id),
-            FiscalDoc::DailyClosing { reference, at, .. } => self.builder.daily_closing(reference, *at),
+        let built = match doc {
+            FiscalDoc::Sale => {
+                let s = need()?;
+                self.builder.sale_receipt(s).map(|r| (s.paid_at, r))
+            }
+            FiscalDoc::Refund { refund_id } => {
+                let s = need()?;
+                let at = s.refunds.iter().find(|r| &r.id == refund_id).map(|r| r.at);
+                self.builder.refund_receipt(s, refund_id).map(|r| (at, r))
+            }
+            FiscalDoc::DailyClosing { reference, at, .. } => {
+                self.builder.daily_closing(reference, *at).map(|r| (Some(*at), r))
+            }
+        };
+        match built.map_err(|e| e.to_string())? {
+            (Some(at), r) => Ok((at, r)),
+            // The builder refuses a receipt without its moment first.
+            (None, _) => Err("the receipt has no moment".into()),
         }
-        .map_err(|e| e.to_string())?;
-        Ok((r.reference.clone(), r))
     }
 }
 
@@ -278,21 +285,20 @@ pub(crate) async fn deliver(engine: &Engine, row: &OutboxRow) -> Delivery {
         },
         None => None,
     };
-    let (reference, receipt) = match fiscal.receipt(doc, sale.as_ref()) {
+    let (at, receipt) = match fiscal.receipt(doc, sale.as_ref()) {
         Ok(r) => r,
         Err(reason) => {
             fiscal.stall(engine, format!("A receipt cannot be signed; later ones wait. See the queue ({reason})"));
             return Delivery::Park { reason: format!("The receipt cannot be signed: {reason}"), event: None };
         }
     };
+    let reference = receipt.reference.clone();
     // Already signed (a repeat after its outcome was recorded): nothing to do.
     if let Some(s) = &sale
         && s.fiscal.iter().any(|r| r.reference == reference && r.state == FiscalState::Signed)
     {
         return done(None, LockChange::None);
     }
-    let at = time::OffsetDateTime::parse(&receipt.moment, &time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| engine.now());
     if fiscal.failed.load(Ordering::SeqCst)
         && let Err(d) =
             zero_receipt(engine, fiscal, &operation_id(&row.key, Some(&format!("zero-{}", row.attempts))), at).await
@@ -310,7 +316,6 @@ pub(crate) async fn deliver(engine: &Engine, row: &OutboxRow) -> Delivery {
         Ok(resp) => resp.signed(),
         Err(e) => return failed(engine, fiscal, row, e),
     };
-    fiscal.stalled.store(false, Ordering::SeqCst);
     engine.set_fiscal_problem(None);
     if signed.failed_mode {
         // The unit answers again but the queue is still in failed mode: leave it now, so the
@@ -420,11 +425,12 @@ pub(crate) async fn start(engine: &Engine) {
 
 impl Engine {
     /// Queues the day's closing receipt at the middleware (with the Z report's number when
-    /// there is one). Signed in order after every receipt of the day.
-    pub async fn fiscal_daily_closing(&self, z_number: Option<u64>) -> Result<String, ApiError> {
+    /// there is one), with the manager PIN. Signed in order after every receipt of the day.
+    pub async fn fiscal_daily_closing(&self, pin: &str, z_number: Option<u64>) -> Result<String, ApiError> {
         if self.inner.providers.fiscal.is_none() {
             return Err(not_set_up());
         }
+        self.check_pin(pin).await?;
         let at = self.now();
         let id = self.env().next_id();
         let reference = match z_number {
@@ -452,11 +458,18 @@ impl Engine {
     }
 
     /// Entries of one of the middleware's journals (`ReceiptJournal`, `ActionJournal`,
-    /// `QueueItem`) after row `from`, for the manager area.
-    pub async fn fiscal_journal(&self, kind: &str, from: u64, take: u32) -> Result<Vec<serde_json::Value>, ApiError> {
+    /// `QueueItem`) after row `from`, for the manager area (manager PIN).
+    pub async fn fiscal_journal(
+        &self,
+        pin: &str,
+        kind: &str,
+        from: u64,
+        take: u32,
+    ) -> Result<Vec<serde_json::Value>, ApiError> {
         let Some(fiscal) = self.inner.providers.fiscal.as_ref() else {
             return Err(not_set_up());
         };
+        self.check_pin(pin).await?;
         fiscal.journal(kind, from, take).await
     }
 }

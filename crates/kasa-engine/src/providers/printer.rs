@@ -122,7 +122,7 @@ async fn with_signature(engine: &Engine, mut sale: kasa_core::Sale, refund: Opti
     {
         sale = s;
     }
-    while pending(&sale) && !fiscal.is_stalled() && Instant::now() < deadline {
+    while pending(&sale) && !engine.fiscal_stalled() && Instant::now() < deadline {
         tokio::select! {
             biased;
             _ = changes.changed() => {}

@@ -484,15 +484,17 @@ async fn a_receipt_that_cannot_be_signed_holds_back_the_later_ones_until_the_man
 #[tokio::test]
 async fn the_daily_closing_is_signed_after_the_days_receipts_and_the_journals_show_them() {
     let h = harness().await;
+    h.engine.set_manager_pin("2468", None).await.unwrap();
     let s = paid_shop_sale(&h.engine, &[("8690000000101", 1)], &[cash("20.00")]).await;
-    let closing = h.engine.fiscal_daily_closing(Some(1)).await.unwrap();
+    assert_eq!(h.engine.fiscal_daily_closing("1357", Some(1)).await.unwrap_err().code, kasa_engine::ErrorCode::Refused);
+    let closing = h.engine.fiscal_daily_closing("2468", Some(1)).await.unwrap();
     settle(&h.engine, Duration::from_secs(20)).await;
-    let receipts = h.engine.fiscal_journal("ReceiptJournal", 0, 100).await.unwrap();
+    let receipts = h.engine.fiscal_journal("2468", "ReceiptJournal", 0, 100).await.unwrap();
     let refs: Vec<&str> = receipts.iter().map(|r| r["cbReceiptReference"].as_str().unwrap()).collect();
     assert_eq!(refs, [s.id.0.as_str(), closing.as_str()], "the closing comes after the day's receipts");
     assert_eq!(receipts[1]["ftReceiptCase"], "0x5452200000002011");
-    let actions = h.engine.fiscal_journal("ActionJournal", 0, 100).await.unwrap();
+    let actions = h.engine.fiscal_journal("2468", "ActionJournal", 0, 100).await.unwrap();
     assert!(actions.iter().any(|a| a["Type"] == "DailyClosing"), "{actions:?}");
-    let e = h.engine.fiscal_journal("Nonsense", 0, 10).await.unwrap_err();
+    let e = h.engine.fiscal_journal("2468", "Nonsense", 0, 10).await.unwrap_err();
     assert!(e.message.contains("ReceiptJournal"), "{}", e.message);
 }
