@@ -404,21 +404,18 @@ fn failed(engine: &Engine, fiscal: &Fiscal, row: &OutboxRow, e: SignError) -> De
     }
 }
 
-/// At start: asks the middleware whether it answers (`/v2/echo`), pairs this terminal with the
-/// cash box and learns the queue id (for the journals).
-/// The middleware being away is no reason not to sell: receipts wait in the outbox.
+/// At start: pairs this terminal with the cash box and learns the queue id (for the journals).
+/// One request tells whether the middleware answers: if it does not, slips do not wait for
+/// signatures until it does. The middleware being away is no reason not to sell: receipts wait
+/// in the outbox.
 pub(crate) async fn start(engine: &Engine) {
     let Some(fiscal) = engine.inner.providers.fiscal.as_ref() else { return };
-    // Whether the middleware answers at all: if not, slips do not wait for signatures until it does.
-    if let Err(e) = fiscal.client.echo("kasa").await {
-        fiscal.stall(
-            engine,
-            format!("Fiscal middleware unreachable: receipts wait and are signed when it answers ({e})"),
-        );
-        return;
-    }
     match fiscal.client.configure().await {
         Ok(c) => *fiscal.queue_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.queue_id),
+        Err(e) if e.is_transient() => fiscal.stall(
+            engine,
+            format!("Fiscal middleware unreachable: receipts wait and are signed when it answers ({e})"),
+        ),
         Err(e) => tracing::warn!(error = %e, "the fiscal middleware's configuration could not be read"),
     }
 }
