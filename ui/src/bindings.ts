@@ -211,6 +211,10 @@ fiscal: boolean,
  */
 fiscalProblem: string | null, 
 /**
+ * Where the journal's chain is broken, when a verification found it broken.
+ */
+journalProblem: string | null, 
+/**
  * Running against the built-in sandbox.
  */
 demo: boolean, 

@@ -612,7 +612,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Journal { action: JournalAction::Verify } => {
             let look = inspect(&cli)?;
-            let v = look.verify_journal()?;
+            let v = look.verify_journal(credentials(&cli).as_ref())?;
             match &v.first_break {
                 None => {
                     println!("journal intact: {} entries", v.entries);

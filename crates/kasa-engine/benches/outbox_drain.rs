@@ -92,7 +92,8 @@ fn main() {
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
         {
-            let store = kasa_store::Store::open(&data.join("kasa.db")).unwrap();
+            let store =
+                kasa_store::Store::open(&data.join("kasa.db"), kasa_core::journal::JournalKey::public_demo()).unwrap();
             let at = OffsetDateTime::now_utc();
             store
                 .write(|tx| -> Result<(), kasa_store::StoreError> {

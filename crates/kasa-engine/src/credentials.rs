@@ -15,6 +15,28 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     crate::providers::LOCAL_SECRETS.iter().map(|(name, _)| *name)
 }
 
+/// The keyring entry of the key that seals this register's journal.
+pub const JOURNAL_KEY: &str = "journal.key";
+
+/// The register's journal key: read from the credentials, or, the first time a register starts
+/// on a machine, made (32 random bytes) and stored there. `created` tells which.
+pub fn journal_key(credentials: &dyn Credentials) -> Result<(kasa_core::journal::JournalKey, bool), CredentialError> {
+    let read = |text: &str| {
+        kasa_core::journal::JournalKey::from_hex(text).map_err(|e| CredentialError::Unavailable(e.to_string()))
+    };
+    match credentials.get(JOURNAL_KEY) {
+        Ok(secret) => Ok((read(secret.expose())?, false)),
+        Err(CredentialError::Missing(_)) => {
+            let mut bytes = [0u8; 32];
+            rand::fill(&mut bytes);
+            let text = hex::encode(bytes);
+            credentials.set(JOURNAL_KEY, &text)?;
+            Ok((read(&text)?, true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Why a secret could not be read or stored.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {

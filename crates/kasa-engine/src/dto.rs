@@ -170,6 +170,8 @@ pub struct StatusView {
     pub fiscal: bool,
     /// Why receipts are not being signed now (they wait in the queue), when they are not.
     pub fiscal_problem: Option<String>,
+    /// Where the journal's chain is broken, when a verification found it broken.
+    pub journal_problem: Option<String>,
     /// Running against the built-in sandbox.
     pub demo: bool,
     /// What start-up recovery did, for the cashier to read.

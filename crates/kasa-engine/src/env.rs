@@ -159,12 +159,16 @@ impl Env {
     }
 
     /// Opens the register's database, with the simulation's hooks when there are any.
-    pub(crate) fn open_store(&self, path: &std::path::Path) -> Result<kasa_store::Store, kasa_store::StoreError> {
+    pub(crate) fn open_store(
+        &self,
+        path: &std::path::Path,
+        key: kasa_core::journal::JournalKey,
+    ) -> Result<kasa_store::Store, kasa_store::StoreError> {
         #[cfg(feature = "failpoints")]
         if self.store_hooks.fault.is_some() || self.store_hooks.durability.is_some() {
-            return kasa_store::Store::open_with_hooks(path, self.store_hooks.clone());
+            return kasa_store::Store::open_with_hooks(path, self.store_hooks.clone(), key);
         }
-        kasa_store::Store::open(path)
+        kasa_store::Store::open(path, key)
     }
 
     /// The HTTP client every provider sends through.

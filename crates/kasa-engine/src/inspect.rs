@@ -78,8 +78,15 @@ impl Inspect {
     }
 
     /// Checks the journal's hash chain.
-    pub fn verify_journal(&self) -> Result<Verification, ApiError> {
-        Ok(self.store.verify_journal()?)
+    /// The key is read from `credentials` (the register's keyring); a reader never makes one.
+    pub fn verify_journal(&self, credentials: &dyn crate::Credentials) -> Result<Verification, ApiError> {
+        let secret = credentials
+            .get(crate::credentials::JOURNAL_KEY)
+            .map_err(|e| ApiError::new(ErrorCode::Setup, e.to_string()))?;
+        let key = kasa_core::journal::JournalKey::from_hex(secret.expose())
+            .map_err(|e| ApiError::new(ErrorCode::Setup, e.to_string()))?;
+        let store = Store::open_read_only(self.store.path())?.with_key(key);
+        Ok(store.verify_journal()?)
     }
 
     /// One sale.

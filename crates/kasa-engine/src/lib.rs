@@ -70,6 +70,8 @@ struct Live {
     printer_problem: Option<String>,
     /// Why receipts are not being signed now, when they are not.
     fiscal_problem: Option<String>,
+    /// Where the journal was found broken, when it was.
+    journal_problem: Option<String>,
     queue: QueueCounts,
 }
 

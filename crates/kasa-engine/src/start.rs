@@ -37,8 +37,9 @@ impl Engine {
         config.check().map_err(setup)?;
         let providers = Providers::build(&config, credentials, &env)?;
         let catalog = config.shop_items().map_err(setup)?;
+        let (key, _created) = crate::credentials::journal_key(credentials).map_err(setup)?;
         let dir_lock = take_data_dir(&config, &env).await?;
-        let store = open_store(&config, &env).await?;
+        let store = open_store(&config, &env, key).await?;
         let orders_listed_at = store.orders_listed_at()?;
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -62,6 +63,7 @@ impl Engine {
                 owner: Mutex::new(Some(dir_lock)),
             }),
         };
+        engine.check_journal_at_start().await?;
         engine.recover().await?;
         engine.spawn_background().await?;
         Ok(engine)
@@ -79,6 +81,13 @@ impl Engine {
         self.inner.live.lock().unwrap_or_else(|e| e.into_inner()).recovery = recovered;
         self.refresh_queue_counts().await;
         Ok(())
+    }
+
+    /// Verifies the journal from its last checkpoint. A break does not stop the register (the
+    /// customers' money goes on being recorded); it is journaled, and the status bar shows it to
+    /// the manager until a full verification finds the journal intact.
+    async fn check_journal_at_start(&self) -> Result<(), ApiError> {
+        self.verify_journal_in(true).await.map(|_| ())
     }
 
     /// Starts the providers' work, the dispatcher and order sync.
@@ -99,8 +108,8 @@ async fn take_data_dir(config: &Config, env: &Env) -> Result<owner::DirLock, Api
     })
 }
 
-async fn open_store(config: &Config, env: &Env) -> Result<Store, ApiError> {
+async fn open_store(config: &Config, env: &Env, key: kasa_core::journal::JournalKey) -> Result<Store, ApiError> {
     let path = config.database_path();
     let env2 = env.clone();
-    env.blocking(move || env2.open_store(&path)).await.map_err(setup)?.map_err(setup)
+    env.blocking(move || env2.open_store(&path, key)).await.map_err(setup)?.map_err(setup)
 }

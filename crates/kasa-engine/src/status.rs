@@ -27,6 +27,7 @@ impl Engine {
             terminal_problem: live.terminal_problem.clone(),
             fiscal: self.inner.providers.fiscal.is_some(),
             fiscal_problem: live.fiscal_problem.clone(),
+            journal_problem: live.journal_problem.clone(),
             demo: self.inner.demo,
             recovery: live.recovery.clone(),
             methods,
@@ -47,9 +48,43 @@ impl Engine {
         }
     }
 
-    /// Checks the journal's hash chain.
+    /// Verifies the whole journal chain, on demand.
     pub async fn verify_journal(&self) -> Result<Verification, ApiError> {
-        self.db(|s| Ok(s.verify_journal()?)).await
+        self.verify_journal_in(false).await
+    }
+
+    /// Verifies the journal (from its checkpoint when `fast`). Intact, the checkpoint moves to
+    /// the end verified; broken, the break is journaled and shown in the
+    /// status bar.
+    pub(crate) async fn verify_journal_in(&self, fast: bool) -> Result<Verification, ApiError> {
+        let at = self.now();
+        let v = self
+            .db(move |s| {
+                let v = s.verify_journal_from(fast)?;
+                match &v.first_break {
+                    None => {
+                        if let Some(head) = s.journal_page(v.from + v.entries - 1, 1)?.pop() {
+                            s.write(|tx| tx.set_journal_checkpoint(head.seq, &head.hash, at))?;
+                        }
+                    }
+                    Some(b) => {
+                        let rec = kasa_core::journal::JournalRecord {
+                            sale_id: None,
+                            kind: "journal_break_found".into(),
+                            data: serde_json::json!({ "seq": b.seq, "kind": b.kind, "reason": b.reason }),
+                        };
+                        s.write(|tx| tx.append_journal(&rec, at))?;
+                    }
+                }
+                Ok(v)
+            })
+            .await?;
+        let problem = v.first_break.as_ref().map(|b| format!("Journal broken at entry {}: {}.", b.seq, b.reason));
+        if let Some(p) = &problem {
+            tracing::error!("{p}");
+        }
+        self.update_live(|live| replace(&mut live.journal_problem, problem));
+        Ok(v)
     }
 
     pub(crate) async fn refresh_queue_counts(&self) {

@@ -637,7 +637,8 @@ fn scratch_dir() -> tempfile::TempDir {
 /// stored hash), so thousands of refunds don't spend the run in Argon2.
 fn seed_pin(config: &Config) {
     use argon2::password_hash::{PasswordHasher, SaltString};
-    let store = kasa_store::Store::open(&config.database_path()).expect("the database opens");
+    let store = kasa_store::Store::open(&config.database_path(), kasa_core::journal::JournalKey::public_demo())
+        .expect("the database opens");
     let params = argon2::Params::new(64, 1, 1, None).expect("valid parameters");
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let salt = SaltString::encode_b64(b"kasa-simulation!").expect("a salt");

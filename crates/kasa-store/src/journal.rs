@@ -1,26 +1,40 @@
-//! Appending to and reading the hash-chained journal.
+//! Appending to and reading the keyed journal chain.
 
 use crate::Cached;
-use kasa_core::journal::{JournalEntry, JournalRecord, Verification, next_entry, verify};
+use kasa_core::journal::{
+    ChainIndex, JournalEntry, JournalKey, JournalRecord, Mark, MarkKind, Verification, next_entry, verify,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
-use crate::{Store, StoreError, Tx};
+use crate::{Store, StoreError, Tx, ts};
 
 /// Counts for the journal screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalStats {
     /// Entries.
     pub entries: i64,
-    /// Hash of the last entry.
+    /// Seal of the last entry.
     pub head_hash: Option<String>,
 }
 
-fn head(conn: &Connection) -> Result<Option<(i64, String)>, StoreError> {
-    Ok(conn.row("SELECT seq, hash FROM journal_head WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
+fn head(conn: &Connection) -> Result<Option<Mark>, StoreError> {
+    Ok(conn
+        .row("SELECT seq, hash, coalesce(mac, '') FROM journal_head WHERE id = 1", [], |r| {
+            Ok(Mark { seq: r.get(0)?, hash: r.get(1)?, mac: r.get(2)? })
+        })
+        .optional()?)
 }
 
-fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
+fn checkpoint(conn: &Connection) -> Result<Option<Mark>, StoreError> {
+    Ok(conn
+        .row("SELECT seq, hash, mac FROM journal_checkpoint WHERE id = 1", [], |r| {
+            Ok(Mark { seq: r.get(0)?, hash: r.get(1)?, mac: r.get(2)? })
+        })
+        .optional()?)
+}
+
+pub(crate) fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
     Ok(JournalEntry {
         seq: r.get(0)?,
         at: r.get(1)?,
@@ -32,24 +46,74 @@ fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
     })
 }
 
-const COLUMNS: &str = "seq, at, sale_id, kind, data, prev_hash, hash";
+pub(crate) const COLUMNS: &str = "seq, at, sale_id, kind, data, prev_hash, hash";
+
+/// The lookups verification makes after a break, by scanning the journal.
+struct Scan<'c>(&'c Connection);
+
+impl ChainIndex for Scan<'_> {
+    fn follower_of(&self, hash: &str) -> Option<i64> {
+        self.0.row("SELECT seq FROM journal WHERE prev_hash = ?1 ORDER BY seq LIMIT 1", [hash], |r| r.get(0)).ok()
+    }
+
+    fn count_sealed(&self, hash: &str) -> i64 {
+        self.0.row("SELECT COUNT(*) FROM journal WHERE hash = ?1", [hash], |r| r.get(0)).unwrap_or(0)
+    }
+}
 
 impl Tx<'_> {
-    /// Appends a record to the journal, chained to the current head.
+    /// Appends a record to the journal, chained to the current head and sealed with the
+    /// register's key; the head moves on in the same transaction.
     pub fn append_journal(&self, record: &JournalRecord, at: OffsetDateTime) -> Result<JournalEntry, StoreError> {
+        let key = self.key.ok_or(StoreError::NoJournalKey)?;
         let prev = head(self.conn())?;
-        let entry = next_entry(prev.as_ref().map(|(s, h)| (*s, h.as_str())), record, at);
+        let entry = next_entry(key, prev.as_ref().map(|m| (m.seq, m.hash.as_str())), record, at);
         self.conn().run(
             "INSERT INTO journal (seq, at, sale_id, kind, data, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![entry.seq, entry.at, entry.sale_id, entry.kind, entry.data, entry.prev_hash, entry.hash],
         )?;
+        let mac = key.mark_seal(MarkKind::Head, entry.seq, &entry.hash);
         self.conn().run(
-            "INSERT INTO journal_head (id, seq, hash) VALUES (1, ?1, ?2)
-             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            params![entry.seq, entry.hash],
+            "INSERT INTO journal_head (id, seq, hash, mac) VALUES (1, ?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, mac = excluded.mac",
+            params![entry.seq, entry.hash, mac],
         )?;
         Ok(entry)
     }
+
+    /// Records `mark` (a position a verification found good) as the checkpoint start-up
+    /// verifies from.
+    pub fn set_journal_checkpoint(&self, seq: i64, hash: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        let key = self.key.ok_or(StoreError::NoJournalKey)?;
+        let mac = key.mark_seal(MarkKind::Checkpoint, seq, hash);
+        self.conn().run(
+            "INSERT INTO journal_checkpoint (id, seq, hash, mac, at) VALUES (1, ?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, mac = excluded.mac, at = excluded.at",
+            params![seq, hash, mac, ts(at)],
+        )?;
+        Ok(())
+    }
+}
+
+/// Streams rows of a prepared statement as entries, keeping the first error aside.
+fn stream<'s>(
+    rows: &'s mut rusqlite::Rows<'_>,
+    err: &'s mut Option<rusqlite::Error>,
+) -> impl Iterator<Item = JournalEntry> + 's {
+    std::iter::from_fn(move || match rows.next() {
+        Ok(Some(r)) => match row_to_entry(r) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                *err = Some(e);
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            *err = Some(e);
+            None
+        }
+    })
 }
 
 impl Store {
@@ -77,36 +141,42 @@ impl Store {
     pub fn journal_stats(&self) -> Result<JournalStats, StoreError> {
         self.read(|c| {
             let entries = c.row("SELECT COUNT(*) FROM journal", [], |r| r.get(0))?;
-            Ok(JournalStats { entries, head_hash: head(c)?.map(|(_, h)| h) })
+            Ok(JournalStats { entries, head_hash: head(c)?.map(|m| m.hash) })
         })
     }
 
     /// Verifies the whole chain in stored order, streaming rows rather than loading them all.
     pub fn verify_journal(&self) -> Result<Verification, StoreError> {
+        self.verify_journal_from(false)
+    }
+
+    /// Verifies the chain from the last checkpoint (when `fast` and the checkpoint is sealed by
+    /// this key and still names the entry it was taken at), or else from the first entry.
+    pub fn verify_journal_from(&self, fast: bool) -> Result<Verification, StoreError> {
+        let key = self.key.as_ref().ok_or(StoreError::NoJournalKey)?;
         self.read(|c| {
             let head = head(c)?;
-            let mut stmt = c.prepare_cached(&format!("SELECT {COLUMNS} FROM journal ORDER BY rowid"))?;
-            let mut rows = stmt.query([])?;
+            let from = if fast { usable_checkpoint(c, key)? } else { None };
+            let after = from.as_ref().map_or(0, |m| m.seq);
+            let mut stmt = c.prepare_cached(&format!("SELECT {COLUMNS} FROM journal WHERE seq > ?1 ORDER BY seq"))?;
+            let mut rows = stmt.query([after])?;
             let mut err = None;
-            let iter = std::iter::from_fn(|| match rows.next() {
-                Ok(Some(r)) => match row_to_entry(r) {
-                    Ok(e) => Some(e),
-                    Err(e) => {
-                        err = Some(e);
-                        None
-                    }
-                },
-                Ok(None) => None,
-                Err(e) => {
-                    err = Some(e);
-                    None
-                }
-            });
-            let v = verify(iter, head.as_ref().map(|(s, h)| (*s, h.as_str())));
+            let v = verify(key, stream(&mut rows, &mut err), head.as_ref(), from.as_ref(), &Scan(c));
             match err {
                 Some(e) => Err(e.into()),
                 None => Ok(v),
             }
         })
     }
+}
+
+/// The checkpoint, when it was sealed with `key` and the entry at its position still carries
+/// the seal it recorded.
+fn usable_checkpoint(c: &Connection, key: &JournalKey) -> Result<Option<Mark>, StoreError> {
+    let Some(cp) = checkpoint(c)? else { return Ok(None) };
+    if !key.seals_mark(MarkKind::Checkpoint, &cp) {
+        return Ok(None);
+    }
+    let there: Option<String> = c.row("SELECT hash FROM journal WHERE seq = ?1", [cp.seq], |r| r.get(0)).optional()?;
+    Ok((there.as_deref() == Some(cp.hash.as_str())).then_some(cp))
 }

@@ -78,6 +78,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_settings_and_queue_order", include_str!("../migrations/0002_settings_and_queue_order.sql")),
     ("0003_device_lanes", include_str!("../migrations/0003_device_lanes.sql")),
     ("0004_outbox_sale_index", include_str!("../migrations/0004_outbox_sale_index.sql")),
+    ("0005_keyed_journal", include_str!("../migrations/0005_keyed_journal.sql")),
 ];
 
 /// What went wrong in the store.
@@ -99,6 +100,9 @@ pub enum StoreError {
         /// Newest version known here.
         known: i64,
     },
+    /// The journal is sealed with the register's key, and this handle was opened without it.
+    #[error("the journal key is not loaded: it is kept in the OS keyring as `journal.key` of the register's user")]
+    NoJournalKey,
     /// A row that must exist does not.
     #[error("{0} not found")]
     NotFound(String),
@@ -136,6 +140,8 @@ pub struct Store {
     read_only: std::sync::atomic::AtomicBool,
     /// Opened to write (readers of its own then serve the reads).
     writable: bool,
+    /// The key that seals the journal: always there to write, needed to verify.
+    key: Option<kasa_core::journal::JournalKey>,
     /// The simulation's hooks.
     #[cfg(feature = "faults")]
     hooks: faults::Hooks,
@@ -150,6 +156,7 @@ impl std::fmt::Debug for Store {
 /// An open write transaction. Every write function of the store takes one.
 pub struct Tx<'a> {
     tx: Transaction<'a>,
+    key: Option<&'a kasa_core::journal::JournalKey>,
 }
 
 impl<'a> Tx<'a> {
@@ -160,8 +167,10 @@ impl<'a> Tx<'a> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    /// Opens (creating if needed, readable by its owner only) the database at `path` and
+    /// brings its schema up to date; `key` seals what is written to the journal.
+    pub fn open(path: &Path, key: kasa_core::journal::JournalKey) -> Result<Store, StoreError> {
+        create_private_file(path)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -176,6 +185,7 @@ impl Store {
             path: path.to_path_buf(),
             read_only: false.into(),
             writable: true,
+            key: Some(key),
             #[cfg(feature = "faults")]
             hooks: faults::Hooks::default(),
         };
@@ -187,8 +197,12 @@ impl Store {
     /// WAL is first checkpointed and emptied, and is not checkpointed again while this store
     /// lives or when it closes (see [`faults`]).
     #[cfg(feature = "faults")]
-    pub fn open_with_hooks(path: &Path, hooks: faults::Hooks) -> Result<Store, StoreError> {
-        let mut store = Store::open(path)?;
+    pub fn open_with_hooks(
+        path: &Path,
+        hooks: faults::Hooks,
+        key: kasa_core::journal::JournalKey,
+    ) -> Result<Store, StoreError> {
+        let mut store = Store::open(path, key)?;
         if let Some(d) = &hooks.durability {
             let conn = store.conn.get_mut().unwrap_or_else(|e| e.into_inner());
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
@@ -250,9 +264,16 @@ impl Store {
             path: path.to_path_buf(),
             read_only: true.into(),
             writable: false,
+            key: None,
             #[cfg(feature = "faults")]
             hooks: faults::Hooks::default(),
         })
+    }
+
+    /// The journal key, so a read-only handle can verify the chain.
+    pub fn with_key(mut self, key: kasa_core::journal::JournalKey) -> Store {
+        self.key = Some(key);
+        self
     }
 
     /// Whether this handle only reads.
@@ -303,7 +324,7 @@ impl Store {
         }
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
-        let tx = Tx { tx };
+        let tx = Tx { tx, key: self.key.as_ref() };
         let out = f(&tx)?;
         self.before_commit()?;
         tx.tx.commit().map_err(StoreError::from)?;
@@ -329,7 +350,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(StoreError::from)?;
         let result = (|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
-            let tx = Tx { tx };
+            let tx = Tx { tx, key: self.key.as_ref() };
             let out = f(&tx)?;
             self.before_commit()?;
             tx.tx.commit().map_err(StoreError::from)?;
@@ -387,6 +408,25 @@ impl Store {
         let answer: String = self.read(|c| Ok(c.row("PRAGMA integrity_check", [], |r| r.get(0))?))?;
         if answer == "ok" { Ok(()) } else { Err(StoreError::Invalid(format!("integrity check: {answer}"))) }
     }
+}
+
+/// Creates the database file readable and writable by its owner only, before SQLite opens it
+/// (SQLite gives its WAL and shared-memory files the same permissions). An existing file keeps
+/// its permissions tightened the same way. On Windows the file inherits the owner-only ACL of
+/// the user's profile directory.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    let io = |e: std::io::Error| StoreError::Invalid(format!("cannot create {}: {e}", path.display()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path).map_err(io)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path).map_err(io)?;
+    }
+    Ok(())
 }
 
 /// RFC 3339 text for a timestamp column.

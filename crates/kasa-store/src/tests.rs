@@ -9,9 +9,13 @@ use super::*;
 
 const NOW: OffsetDateTime = datetime!(2026-11-21 12:00 UTC);
 
+fn key() -> kasa_core::journal::JournalKey {
+    kasa_core::journal::JournalKey::public_demo()
+}
+
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("kasa.db")).unwrap();
+    let store = Store::open(&dir.path().join("kasa.db"), key()).unwrap();
     (dir, store)
 }
 
@@ -91,10 +95,10 @@ fn reopening_keeps_data_and_does_not_rerun_migrations() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kasa.db");
     {
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&path, key()).unwrap();
         store.write(|tx| tx.put_sale(&sale("S1"))).unwrap();
     }
-    let store = Store::open(&path).unwrap();
+    let store = Store::open(&path, key()).unwrap();
     assert!(store.sale("S1").unwrap().is_some());
     let (mode, sync): (String, i64) = store
         .read(|c| {
@@ -113,7 +117,7 @@ fn messages_waiting_from_an_older_kasa_move_to_the_device_lanes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kasa.db");
     {
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&path, key()).unwrap();
         store.write(|tx| tx.enqueue(Some("S1"), &q("p1", Op::PrintSlip { copy: false, refund: None }), NOW)).unwrap();
         store
             .write(|tx| tx.enqueue(Some("S1"), &q("c1", Op::CardSale { amount: Money::new(100, Currency::TRY) }), NOW))
@@ -121,8 +125,11 @@ fn messages_waiting_from_an_older_kasa_move_to_the_device_lanes() {
     }
     // As an older Kasa left it: version 2, lanes without the prefix.
     let c = rusqlite::Connection::open(&path).unwrap();
-    c.execute_batch("UPDATE outbox SET lane = substr(lane, 8); DROP INDEX outbox_sale; PRAGMA user_version = 2;")
-        .unwrap();
+    c.execute_batch(
+        "UPDATE outbox SET lane = substr(lane, 8); DROP INDEX outbox_sale;
+         ALTER TABLE journal_head DROP COLUMN mac; DROP TABLE journal_checkpoint; PRAGMA user_version = 2;",
+    )
+    .unwrap();
     let old: Vec<String> = c
         .prepare("SELECT lane FROM outbox ORDER BY id")
         .unwrap()
@@ -132,7 +139,7 @@ fn messages_waiting_from_an_older_kasa_move_to_the_device_lanes() {
         .collect();
     assert_eq!(old, ["printer", "terminal"]);
     drop(c);
-    let store = Store::open(&path).unwrap();
+    let store = Store::open(&path, key()).unwrap();
     let lanes: Vec<String> = store.outbox_of_sale("S1").unwrap().into_iter().map(|r| r.lane).collect();
     assert_eq!(lanes, ["device:printer", "device:terminal"]);
     assert_eq!(lanes[1], Op::CardSale { amount: Money::new(1, Currency::TRY) }.lane());
@@ -150,11 +157,11 @@ fn messages_waiting_from_an_older_kasa_move_to_the_device_lanes() {
 fn a_database_from_a_newer_kasa_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kasa.db");
-    drop(Store::open(&path).unwrap());
+    drop(Store::open(&path, key()).unwrap());
     let c = rusqlite::Connection::open(&path).unwrap();
     c.pragma_update(None, "user_version", 99).unwrap();
     drop(c);
-    let err = Store::open(&path).unwrap_err();
+    let err = Store::open(&path, key()).unwrap_err();
     assert!(err.to_string().contains("newer than this Kasa"), "{err}");
 }
 
@@ -297,7 +304,7 @@ fn a_reader_beside_the_writer_reads_and_never_writes_or_creates() {
     assert!(!dir.path().join("none.db").exists(), "nothing is created");
 
     let path = dir.path().join("kasa.db");
-    let writer = Store::open(&path).unwrap();
+    let writer = Store::open(&path, key()).unwrap();
     writer.write(|tx| tx.append_journal(&sale("S1").opened_record(), NOW)).unwrap();
     let reader = Store::open_read_only(&path).unwrap();
     assert!(reader.is_read_only());
@@ -315,7 +322,7 @@ fn a_reader_beside_the_writer_reads_and_never_writes_or_creates() {
 fn journal_on_disk_is_append_only_and_verifiable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kasa.db");
-    let store = Store::open(&path).unwrap();
+    let store = Store::open(&path, key()).unwrap();
     for i in 0..5 {
         store.write(|tx| tx.append_journal(&sale(&format!("S{i}")).opened_record(), NOW)).unwrap();
     }
@@ -335,9 +342,82 @@ fn journal_on_disk_is_append_only_and_verifiable() {
     c.execute_batch("DROP TRIGGER journal_no_update; UPDATE journal SET data = '{\"forged\":1}' WHERE seq = 2;")
         .unwrap();
     drop(c);
-    let store = Store::open(&path).unwrap();
-    let v = store.verify_journal().unwrap();
-    assert_eq!(v.first_break.unwrap().seq, 2);
+    let store = Store::open(&path, key()).unwrap();
+    let b = store.verify_journal().unwrap().first_break.unwrap();
+    assert_eq!((b.seq, b.kind), (2, kasa_core::journal::BreakKind::Edited), "{}", b.reason);
+}
+
+#[test]
+fn rows_moved_or_removed_in_the_file_are_found_where_they_happened() {
+    use kasa_core::journal::BreakKind;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kasa.db");
+    let fill = || {
+        let _ = std::fs::remove_file(&path);
+        let store = Store::open(&path, key()).unwrap();
+        for i in 0..50 {
+            store.write(|tx| tx.append_journal(&sale(&format!("S{i}")).opened_record(), NOW)).unwrap();
+        }
+    };
+    let tamper = |sql: &str| -> kasa_core::journal::ChainBreak {
+        fill();
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("DROP TRIGGER journal_no_update; DROP TRIGGER journal_no_delete;").unwrap();
+        c.execute_batch(sql).unwrap();
+        drop(c);
+        Store::open(&path, key()).unwrap().verify_journal().unwrap().first_break.expect(sql)
+    };
+    let b = tamper("DELETE FROM journal WHERE seq = 20;");
+    assert_eq!((b.seq, b.kind), (20, BreakKind::Deleted), "{}", b.reason);
+    let b = tamper("DELETE FROM journal WHERE seq = 20; UPDATE journal SET seq = seq - 1 WHERE seq > 20;");
+    assert_eq!((b.seq, b.kind), (20, BreakKind::Deleted), "{}", b.reason);
+    let b = tamper(
+        "UPDATE journal SET seq = -1 WHERE seq = 30; UPDATE journal SET seq = 30 WHERE seq = 31;
+         UPDATE journal SET seq = 31 WHERE seq = -1;",
+    );
+    assert_eq!((b.seq, b.kind), (30, BreakKind::Reordered), "{}", b.reason);
+    let b = tamper(
+        "DELETE FROM journal WHERE seq = 50; UPDATE journal_head SET seq = 49, hash = (SELECT hash FROM journal WHERE seq = 49);",
+    );
+    assert_eq!((b.seq, b.kind), (49, BreakKind::Truncated), "{}", b.reason);
+    let b =
+        tamper("INSERT INTO journal SELECT 51, at, sale_id, kind, data, prev_hash, hash FROM journal WHERE seq = 7;");
+    assert_eq!((b.seq, b.kind), (51, BreakKind::Inserted), "{}", b.reason);
+}
+
+#[test]
+fn the_database_is_readable_by_its_owner_only_and_a_checkpoint_shortens_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kasa.db");
+    let store = Store::open(&path, key()).unwrap();
+    for i in 0..10 {
+        store.write(|tx| tx.append_journal(&sale(&format!("S{i}")).opened_record(), NOW)).unwrap();
+    }
+    #[cfg(unix)]
+    for file in ["kasa.db", "kasa.db-wal"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
+    let full = store.verify_journal_from(true).unwrap();
+    assert_eq!((full.entries, full.from), (10, 0), "no checkpoint yet: everything is verified");
+    let head = store.journal_page(9, 1).unwrap().remove(0);
+    store.write(|tx| tx.set_journal_checkpoint(head.seq, &head.hash, NOW)).unwrap();
+    store.write(|tx| tx.append_journal(&sale("S10").opened_record(), NOW)).unwrap();
+    let fast = store.verify_journal_from(true).unwrap();
+    assert!(fast.is_intact(), "{fast:?}");
+    assert_eq!((fast.entries, fast.from), (1, 10));
+    // A checkpoint sealed with another key is not trusted: verification starts from the top.
+    let other = kasa_core::journal::JournalKey::from_bytes(&[1u8; 32]).unwrap();
+    let mac = other.mark_seal(kasa_core::journal::MarkKind::Checkpoint, 11, "x");
+    store
+        .write(|tx| {
+            tx.conn()
+                .execute("UPDATE journal_checkpoint SET seq = 11, hash = 'x', mac = ?1", [mac])
+                .map_err(StoreError::from)
+        })
+        .unwrap();
+    assert_eq!(store.verify_journal_from(true).unwrap().from, 0);
 }
 
 #[test]
@@ -454,7 +534,7 @@ fn a_wal_cut_at_a_recorded_commit_keeps_exactly_the_commits_before_it() {
     let sales_after = |cut: usize| -> Vec<String> {
         // Each round starts from the same history: A synced, then B and C unsynced.
         let _ = std::fs::remove_file(&path);
-        let store = Store::open_with_hooks(&path, hooks()).unwrap();
+        let store = Store::open_with_hooks(&path, hooks(), key()).unwrap();
         store.write(|tx| tx.put_sale(&sale("A")).and_then(|_| journal(tx, 1))).unwrap();
         store.write_without_sync(|tx| tx.put_sale(&sale("B")).and_then(|_| journal(tx, 2))).unwrap();
         store.write_without_sync(|tx| tx.put_sale(&sale("C")).and_then(|_| journal(tx, 3))).unwrap();
@@ -463,7 +543,7 @@ fn a_wal_cut_at_a_recorded_commit_keeps_exactly_the_commits_before_it() {
         assert!(points.windows(2).all(|w| w[0] < w[1]), "the WAL only grows: {points:?}");
         drop(store);
         cut_wal(&path, points[cut]).unwrap();
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&path, key()).unwrap();
         store.integrity_check().unwrap();
         assert!(store.verify_journal().unwrap().is_intact());
         let mut ids: Vec<String> = store.recent_sales(10).unwrap().into_iter().map(|s| s.id.0).collect();
@@ -482,7 +562,7 @@ fn a_wal_cut_at_a_recorded_commit_keeps_exactly_the_commits_before_it() {
         fault: Some(Arc::new(move || f2.load(std::sync::atomic::Ordering::SeqCst).then_some(WriteFault::DiskFull))),
         durability: None,
     };
-    let store = Store::open_with_hooks(&path, hooks).unwrap();
+    let store = Store::open_with_hooks(&path, hooks, key()).unwrap();
     let err = store.write(|tx| tx.put_sale(&sale("D"))).unwrap_err();
     assert!(err.to_string().contains("full"), "{err}");
     assert!(store.sale("D").unwrap().is_none());

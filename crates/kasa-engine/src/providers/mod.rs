@@ -75,6 +75,8 @@ pub(crate) const LOCAL_SECRETS: &[(&str, &str)] = &[
     (mobilepay::ACCESS_TOKEN, "mp-demo-access-token"),
     (settle::SECRET, "demo-settle-secret"),
     (fiscal::ACCESS_TOKEN, fiscal::kasa_sim_ids::ACCESS_TOKEN),
+    // The public demo key ("kasa-demo-journal-key-not-secret" in hex): a demo journal proves nothing.
+    (crate::credentials::JOURNAL_KEY, "6b6173612d64656d6f2d6a6f75726e616c2d6b65792d6e6f742d736563726574"),
 ];
 
 /// Every system this register is set up to use.
