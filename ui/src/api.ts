@@ -5,6 +5,7 @@ import type {
   ApiError,
   BusinessCustomer,
   EngineEvent,
+  ManagerSession,
   Money,
   OrderSummary,
   PayMethod,
@@ -41,33 +42,35 @@ export const api = {
   addItem: (saleId: string, sku: string, quantity: number) => call<SaleView>("add_item", { saleId, sku, quantity }),
   pay: (saleId: string, method: PayMethod, amount: Money | null = null) =>
     call<SaleView>("pay", { saleId, method, amount }),
-  refund: (saleId: string, payment: number, amount: Money, pin: string, reason: string) =>
-    call<SaleView>("refund", { saleId, payment, amount, pin, reason }),
-  recentSales: () => call<SaleView[]>("recent_sales"),
+  refund: (saleId: string, payment: number, amount: Money, session: string, reason: string) =>
+    call<SaleView>("refund", { saleId, payment, amount, session, reason }),
+  recentSales: (session: string) => call<SaleView[]>("recent_sales", { session }),
   demoCustomer: (action: "approve" | "reject" | "scan" | "expire") => call<string>("demo_customer", { action }),
   retryPrinter: () => call<void>("retry_printer"),
   slipPng: (saleId: string) => call<string>("slip_png", { saleId }),
   exportSlipPdf: (saleId: string, a4: boolean) => call<string>("export_slip_pdf", { saleId, a4 }),
   terminal: () => call<TerminalView>("terminal"),
-  setTerminalActive: (active: boolean, pin: string) => call<TerminalView>("set_terminal_active", { active, pin }),
-  createTerminal: (model: string, name: string, serialNumber: string, pin: string) =>
-    call<TerminalView>("create_terminal", { model, name, serialNumber, pin }),
+  setTerminalActive: (active: boolean, session: string) =>
+    call<TerminalView>("set_terminal_active", { active, session }),
+  createTerminal: (model: string, name: string, serialNumber: string, session: string) =>
+    call<TerminalView>("create_terminal", { model, name, serialNumber, session }),
   cancelPayment: (saleId: string) => call<void>("cancel_payment", { saleId }),
   cancelSale: (saleId: string) => call<SaleView>("cancel_sale", { saleId }),
-  voidSale: (saleId: string, pin: string) => call<SaleView>("void_sale", { saleId, pin }),
+  voidSale: (saleId: string, session: string) => call<SaleView>("void_sale", { saleId, session }),
   sale: (saleId: string) => call<SaleView>("sale", { saleId }),
-  reprint: (saleId: string) => call<void>("reprint", { saleId }),
-  queue: () => call<QueueItem[]>("queue"),
-  retryNow: (id: number, pin: string | null) => call<void>("retry_now", { id, pin }),
-  discard: (id: number, pin: string, reason: string) => call<void>("discard", { id, pin, reason }),
+  reprint: (saleId: string, session: string | null = null) => call<void>("reprint", { saleId, session }),
+  queue: (session: string) => call<QueueItem[]>("queue", { session }),
+  retryNow: (id: number, session: string | null) => call<void>("retry_now", { id, session }),
+  discard: (id: number, session: string, reason: string) => call<void>("discard", { id, session, reason }),
   hasManagerPin: () => call<boolean>("has_manager_pin"),
-  checkPin: (pin: string) => call<void>("check_pin", { pin }),
-  setManagerPin: (pin: string, current: string | null) => call<void>("set_manager_pin", { pin, current }),
+  managerLogin: (pin: string) => call<ManagerSession>("manager_login", { pin }),
+  managerLogout: (session: string) => call<void>("manager_logout", { session }),
+  changeManagerPin: (current: string, pin: string) => call<void>("change_manager_pin", { current, pin }),
   setCustomer: (saleId: string, customer: BusinessCustomer | null) =>
     call<SaleView>("set_customer", { saleId, customer }),
-  fiscalJournal: (pin: string, kind: "ReceiptJournal" | "ActionJournal" | "QueueItem", from = 0, take = 200) =>
-    call<Record<string, unknown>[]>("fiscal_journal", { pin, kind, from, take }),
-  fiscalDailyClosing: (pin: string) => call<string>("fiscal_daily_closing", { pin }),
+  fiscalJournal: (session: string, kind: "ReceiptJournal" | "ActionJournal" | "QueueItem", from = 0, take = 200) =>
+    call<Record<string, unknown>[]>("fiscal_journal", { session, kind, from, take }),
+  fiscalDailyClosing: (session: string) => call<string>("fiscal_daily_closing", { session }),
 };
 
 /** Subscribes to the register's events. */

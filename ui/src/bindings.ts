@@ -34,6 +34,178 @@ lastError: string | null,
  */
 createdAt: string, };
 
+export type ManagerSession = { 
+/**
+ * Sent with every privileged call.
+ */
+token: string, 
+/**
+ * The session ends after this many seconds without a privileged call.
+ */
+idleLogoutSecs: number, };
+
+export type ShiftReport = { 
+/**
+ * X or Z.
+ */
+kind: ReportKind, 
+/**
+ * The Z report's number (from 1, without gaps); none for an X report.
+ */
+number: number | null, 
+/**
+ * The register (its Token X terminal id).
+ */
+register: string, 
+/**
+ * When the shift opened: the previous Z report's time (none before the first Z).
+ */
+openedAt: string | null, 
+/**
+ * When this report was made.
+ */
+at: string, 
+/**
+ * Currency.
+ */
+currency: Currency, 
+/**
+ * Sales paid in full.
+ */
+sales: number, 
+/**
+ * Their gross.
+ */
+gross: Money, 
+/**
+ * Per method, in a fixed order.
+ */
+methods: Array<MethodTotal>, 
+/**
+ * Per VAT rate, ascending.
+ */
+vat: Array<VatTotal>, 
+/**
+ * Refunds given after a sale was paid.
+ */
+refunds: number, 
+/**
+ * Their sum.
+ */
+refunded: Money, 
+/**
+ * Sales voided.
+ */
+voids: number, 
+/**
+ * Money given back while voiding them.
+ */
+voided: Money, 
+/**
+ * Cash in the drawer when the shift opened.
+ */
+openingFloat: Money, 
+/**
+ * Float plus cash taken less cash given back.
+ */
+cashExpected: Money, 
+/**
+ * Cash counted at the close (Z).
+ */
+cashCounted: Money | null, 
+/**
+ * Counted less expected.
+ */
+difference: Money | null, 
+/**
+ * The manager's note (needed when there is a difference).
+ */
+note: string | null, 
+/**
+ * Cash left in the drawer for the next shift (Z).
+ */
+nextFloat: Money | null, 
+/**
+ * The last movement the report covers (the next shift starts after it).
+ */
+lastMovement: number, };
+
+export type ReportKind = "x" | "z";
+
+export type MethodTotal = { 
+/**
+ * The method.
+ */
+method: MethodKind, 
+/**
+ * Payments taken.
+ */
+payments: number, 
+/**
+ * Their sum.
+ */
+paid: Money, 
+/**
+ * Refunds (and void returns) given back by it.
+ */
+refunds: number, 
+/**
+ * Their sum.
+ */
+refunded: Money, 
+/**
+ * Paid less given back.
+ */
+net: Money, };
+
+export type VatTotal = { 
+/**
+ * Rate in basis points (2000 = 20 %).
+ */
+rateBp: number, 
+/**
+ * Gross sold less gross refunded.
+ */
+gross: Money, 
+/**
+ * VAT in it.
+ */
+vat: Money, 
+/**
+ * Gross less VAT.
+ */
+net: Money, };
+
+export type Verification = { 
+/**
+ * Entries checked.
+ */
+entries: number, 
+/**
+ * Where checking began: after this checkpoint's position (0 for the whole journal).
+ */
+from: number, 
+/**
+ * The first break, if the chain is not intact.
+ */
+firstBreak: ChainBreak | null, };
+
+export type ChainBreak = { 
+/**
+ * The first position found wrong.
+ */
+seq: number, 
+/**
+ * What happened there.
+ */
+kind: BreakKind, 
+/**
+ * The same, said for a manager.
+ */
+reason: string, };
+
+export type BreakKind = "edited" | "deleted" | "inserted" | "reordered" | "truncated";
+
 export type TerminalView = { 
 /**
  * Finix device id.
@@ -253,7 +425,7 @@ export type CatalogEntry = {
  */
 item: ShopItem, };
 
-export type ErrorCode = "NOT_FOUND" | "INVALID_STATE" | "BAD_INPUT" | "OFFLINE" | "REFUSED" | "SETUP" | "REGISTER_RUNNING" | "INTERNAL";
+export type ErrorCode = "NOT_FOUND" | "INVALID_STATE" | "BAD_INPUT" | "OFFLINE" | "REFUSED" | "SETUP" | "REGISTER_RUNNING" | "NOT_AUTHORIZED" | "INTERNAL";
 
 export type ApiError = { 
 /**

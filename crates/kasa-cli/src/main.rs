@@ -459,7 +459,8 @@ async fn run(cli: Cli) -> Result<()> {
             let result = async {
                 let currency = engine.config().currency()?;
                 let amount = Money::parse_decimal(amount, currency)?;
-                let view = engine.refund(sale, *payment, amount, pin.trim(), reason).await?;
+                let session = engine.manager_login(pin.trim()).await?;
+                let view = engine.refund(sale, *payment, amount, &session.token, reason).await?;
                 engine.drain(Duration::from_secs(60)).await?;
                 Ok::<_, anyhow::Error>(engine.sale_view(&view.id).await?)
             }
@@ -534,7 +535,8 @@ async fn run(cli: Cli) -> Result<()> {
             let pin = read_stdin()?;
             let engine = start_engine(&cli).await?;
             let result = async {
-                let reference = engine.fiscal_daily_closing(pin.trim(), *z).await?;
+                let session = engine.manager_login(pin.trim()).await?;
+                let reference = engine.fiscal_daily_closing(&session.token, *z).await?;
                 let left = engine.drain(Duration::from_secs(60)).await?;
                 Ok::<_, anyhow::Error>((reference, left))
             }
@@ -556,8 +558,8 @@ async fn run(cli: Cli) -> Result<()> {
             let lines: Vec<&str> = input.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
             let engine = start_engine(&cli).await?;
             let result = match lines.as_slice() {
-                [new] => engine.set_manager_pin(new, None).await,
-                [current, new] => engine.set_manager_pin(new, Some(current)).await,
+                [new] => engine.set_first_manager_pin(new).await,
+                [current, new] => engine.change_manager_pin(current, new).await,
                 _ => {
                     engine.shutdown().await;
                     bail!("give the new PIN on standard input (or the current PIN, then the new one, on two lines)");
@@ -591,9 +593,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Queue { action: QueueAction::Retry { id } } => {
             let engine = start_engine(&cli).await?;
             let result = async {
-                let parked = engine.queue(1000).await?.iter().any(|i| i.id == *id && i.state == "parked");
-                let pin = if parked { Some(read_stdin()?.trim().to_string()) } else { None };
-                Ok::<_, anyhow::Error>(engine.retry_now(*id, pin.as_deref()).await?)
+                match engine.retry_now(*id, None).await {
+                    // A parked message: the manager's PIN, from standard input.
+                    Err(e) if e.code == kasa_engine::ErrorCode::NotAuthorized => {
+                        let session = engine.manager_login(read_stdin()?.trim()).await?;
+                        Ok::<_, anyhow::Error>(engine.retry_now(*id, Some(&session.token)).await?)
+                    }
+                    other => Ok(other?),
+                }
             }
             .await;
             engine.shutdown().await;
@@ -604,7 +611,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Queue { action: QueueAction::Discard { id, reason } } => {
             let pin = read_stdin()?;
             let engine = start_engine(&cli).await?;
-            let result = engine.discard(*id, pin.trim(), reason).await;
+            let result = async {
+                let session = engine.manager_login(pin.trim()).await?;
+                engine.discard(*id, &session.token, reason).await
+            }
+            .await;
             engine.shutdown().await;
             result?;
             println!("message {id} discarded (journaled)");
@@ -618,7 +629,13 @@ async fn run(cli: Cli) -> Result<()> {
                     println!("journal intact: {} entries", v.entries);
                     Ok(())
                 }
-                Some(b) => bail!("journal broken at entry {}: {} ({} entries read)", b.seq, b.reason, v.entries),
+                Some(b) => bail!(
+                    "journal broken at entry {} ({}): {} ({} entries read)",
+                    b.seq,
+                    serde_json::to_value(b.kind).ok().and_then(|k| k.as_str().map(str::to_owned)).unwrap_or_default(),
+                    b.reason,
+                    v.entries
+                ),
             }
         }
         Command::Bindings { out } => {
@@ -730,9 +747,10 @@ async fn demo(data_dir: PathBuf, sales: usize) -> Result<()> {
     println!("virtual printer received {} slip(s)", jobs.len());
     // Each slip's signature QR code, read back from the printed bytes, is the one the middleware
     // gave for its receipt.
+    let manager = demo.engine.manager_login(kasa_engine::demo::DEMO_PIN).await?;
     let signatures: Vec<String> = demo
         .engine
-        .recent_sales(1000)
+        .recent_sales(&manager.token, 1000)
         .await?
         .into_iter()
         .flat_map(|s| s.fiscal)

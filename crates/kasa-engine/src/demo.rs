@@ -9,6 +9,9 @@ use kasa_sim::{Sandbox, SandboxConfig};
 
 use crate::{ApiError, Config, Engine, ErrorCode};
 
+/// The manager PIN a demo register starts with (the README gives it).
+pub const DEMO_PIN: &str = "246810";
+
 /// A running demo: the sandbox and the register using it.
 #[derive(Debug)]
 pub struct Demo {
@@ -28,6 +31,9 @@ pub async fn start(data_dir: PathBuf, mut sandbox: SandboxConfig) -> Result<Demo
     let config = Config::local(data_dir, &sandbox.tokenx_url(), &sandbox.finix_url(), Some(sandbox.printer_addr()))
         .with_local_systems(|name| sandbox.url(name));
     let engine = Engine::start_with(config, &Config::local_secrets(), crate::Env::system(), true).await?;
+    if !engine.has_manager_pin().await? {
+        engine.set_first_manager_pin(DEMO_PIN).await?;
+    }
     Ok(Demo { sandbox, engine })
 }
 

@@ -30,6 +30,9 @@ pub enum Clock {
         /// The Tokio instant `base` stands for.
         start: tokio::time::Instant,
     },
+    /// The wall clock moved on by a shift that tests set (to see lockouts and sessions end
+    /// without waiting for them).
+    Shifted(Arc<std::sync::atomic::AtomicI64>),
 }
 
 impl Clock {
@@ -43,6 +46,21 @@ impl Clock {
         match self {
             Clock::System => OffsetDateTime::now_utc(),
             Clock::Virtual { base, start } => *base + start.elapsed(),
+            Clock::Shifted(ms) => {
+                OffsetDateTime::now_utc() + time::Duration::milliseconds(ms.load(std::sync::atomic::Ordering::SeqCst))
+            }
+        }
+    }
+
+    /// A wall clock that [`Clock::advance`] moves on.
+    pub fn shifted() -> Clock {
+        Clock::Shifted(Arc::default())
+    }
+
+    /// Moves a [`Clock::Shifted`] on by `by` (other clocks are not moved).
+    pub fn advance(&self, by: std::time::Duration) {
+        if let Clock::Shifted(ms) = self {
+            ms.fetch_add(by.as_millis() as i64, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }
@@ -135,6 +153,12 @@ impl Env {
             #[cfg(feature = "failpoints")]
             failpoint_hook: None,
         }
+    }
+
+    /// These surroundings with another clock.
+    pub fn with_clock(mut self, clock: Clock) -> Env {
+        self.clock = clock;
+        self
     }
 
     /// Surroundings for a simulation: `clock`, `transport` and `listener` as given, every

@@ -1,27 +1,13 @@
-//! The manager's area: a PIN (kept as an Argon2 hash) and the outbox queue view.
-//!
-//! Anyone may look at the queue and ask for a retry now; discarding a parked message needs the
-//! manager PIN and leaves a journal entry with the reason. Five wrong PINs in a row close the
-//! area for a minute.
+//! The manager's outbox queue view: looking at it, retrying and discarding messages, each
+//! behind a manager session (see [`crate::access`]); what changes a message is journaled.
 
-use std::time::Duration;
-
-use tokio::time::Instant;
-
-use argon2::Argon2;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use kasa_core::journal::JournalRecord;
 use kasa_core::{OpKind, SaleEvent, SaleState};
-use kasa_store::{OutboxRow, OutboxState, StoreError};
+use kasa_store::{OutboxRow, OutboxState};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::{ApiError, Engine, ErrorCode, StepError};
-
-const PIN_KEY: &str = "manager_pin";
-const MAX_FAILURES: u32 = 5;
-const LOCKOUT: Duration = Duration::from_secs(60);
 
 /// One outbox message as the manager sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -68,121 +54,28 @@ impl From<OutboxRow> for QueueItem {
     }
 }
 
-/// Wrong-PIN bookkeeping, in memory.
-#[derive(Debug, Default)]
-pub(crate) struct PinGuard {
-    failures: u32,
-    locked_until: Option<Instant>,
-}
-
-fn valid_pin(pin: &str) -> Result<(), ApiError> {
-    if (4..=8).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(())
-    } else {
-        Err(ApiError::new(ErrorCode::BadInput, "A manager PIN is 4 to 8 digits."))
-    }
-}
-
-fn hash_pin(pin: &str) -> Result<String, ApiError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(pin.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("hashing the PIN failed: {e}")))
-}
-
 impl Engine {
-    pub(crate) async fn journal_manager_action(&self, kind: &str, data: serde_json::Value) -> Result<(), ApiError> {
-        let at = self.now();
-        let rec = JournalRecord { sale_id: None, kind: kind.to_string(), data };
-        self.db(move |s| Ok(s.write(|tx| tx.append_journal(&rec, at))?)).await.map(|_| ())
-    }
-
-    /// Whether a manager PIN has been set.
-    pub async fn has_manager_pin(&self) -> Result<bool, ApiError> {
-        self.db(|s| Ok(s.setting(PIN_KEY)?.is_some())).await
-    }
-
-    /// Sets the manager PIN; changing an existing one needs the current PIN.
-    pub async fn set_manager_pin(&self, new_pin: &str, current: Option<&str>) -> Result<(), ApiError> {
-        valid_pin(new_pin)?;
-        if self.has_manager_pin().await? {
-            let current = current.ok_or_else(|| {
-                ApiError::new(ErrorCode::Refused, "A PIN is already set: give the current PIN to change it.")
-            })?;
-            self.check_pin(current).await?;
-        }
-        let hash = hash_pin(new_pin)?;
-        let at = self.now();
-        self.db(move |s| {
-            s.write(|tx| -> Result<(), StoreError> {
-                tx.set_setting(PIN_KEY, &hash)?;
-                let rec = JournalRecord { sale_id: None, kind: "manager_pin_set".into(), data: serde_json::json!({}) };
-                tx.append_journal(&rec, at)?;
-                Ok(())
-            })?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Checks the manager PIN.
-    pub async fn check_pin(&self, pin: &str) -> Result<(), ApiError> {
-        {
-            let guard = self.inner.pin_guard.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(until) = guard.locked_until
-                && Instant::now() < until
-            {
-                let secs = (until - Instant::now()).as_secs() + 1;
-                return Err(ApiError::new(ErrorCode::Refused, format!("Too many wrong PINs: try again in {secs} s.")));
-            }
-        }
-        let stored = self.db(|s| Ok(s.setting(PIN_KEY)?)).await?.ok_or_else(|| {
-            ApiError::new(ErrorCode::Setup, "No manager PIN is set: set one with `kasa manager set-pin`.")
-        })?;
-        let pin = pin.to_string();
-        let ok = self
-            .env()
-            .blocking(move || {
-                PasswordHash::new(&stored)
-                    .map(|h| Argon2::default().verify_password(pin.as_bytes(), &h).is_ok())
-                    .unwrap_or(false)
-            })
-            .await
-            .unwrap_or(false);
-        let mut guard = self.inner.pin_guard.lock().unwrap_or_else(|e| e.into_inner());
-        if ok {
-            *guard = PinGuard::default();
-            Ok(())
-        } else {
-            guard.failures += 1;
-            if guard.failures >= MAX_FAILURES {
-                guard.failures = 0;
-                guard.locked_until = Some(Instant::now() + LOCKOUT);
-            }
-            Err(ApiError::new(ErrorCode::Refused, "Wrong PIN."))
-        }
-    }
-
     /// Pending and parked messages, oldest first.
-    pub async fn queue(&self, limit: u32) -> Result<Vec<QueueItem>, ApiError> {
+    pub async fn queue(&self, session: &str, limit: u32) -> Result<Vec<QueueItem>, ApiError> {
+        self.authorize(session).await?;
         self.db(move |s| Ok(s.outbox_open(limit)?.into_iter().map(QueueItem::from).collect())).await
     }
 
-    /// Delivers a message now: a pending one skips its backoff (anyone may ask); a parked one
-    /// goes back in line, which needs the manager PIN and is journaled. Both the state and the
-    /// right are checked again inside the transaction that acts.
-    pub async fn retry_now(&self, id: i64, pin: Option<&str>) -> Result<(), ApiError> {
+    /// Delivers a message now: a pending one skips its backoff (anyone may ask, as the status
+    /// bar's "retry" does); a parked one goes back in line, which needs a manager session and
+    /// is journaled. Both the state and the right are checked again inside the transaction
+    /// that acts.
+    pub async fn retry_now(&self, id: i64, session: Option<&str>) -> Result<(), ApiError> {
+        if let Some(session) = session {
+            self.authorize(session).await?;
+        }
         let parked = self.db(move |s| Ok(s.outbox_message(id)?.state == OutboxState::Parked)).await?;
-        let authorised = match pin {
-            Some(pin) => {
-                self.check_pin(pin).await?;
-                true
-            }
+        let authorised = match session {
+            Some(_) => true,
             None if parked => {
                 return Err(ApiError::new(
-                    ErrorCode::Refused,
-                    "A parked message goes back in line only with the manager PIN.",
+                    ErrorCode::NotAuthorized,
+                    "A parked message goes back in line only in the manager area.",
                 ));
             }
             None => false,
@@ -194,8 +87,8 @@ impl Engine {
                 match row.state {
                     OutboxState::Parked if !authorised => {
                         return Err(StepError::Api(ApiError::new(
-                            ErrorCode::Refused,
-                            "This message was parked meanwhile: putting it back in line needs the manager PIN.",
+                            ErrorCode::NotAuthorized,
+                            "This message was parked meanwhile: putting it back in line needs the manager area.",
                         )));
                     }
                     OutboxState::Parked => {
@@ -226,12 +119,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Discards a parked message (manager PIN), journaled with the reason.
-    pub async fn discard(&self, id: i64, pin: &str, reason: &str) -> Result<(), ApiError> {
+    /// Discards a parked message (manager session), journaled with the reason.
+    pub async fn discard(&self, id: i64, session: &str, reason: &str) -> Result<(), ApiError> {
         if reason.trim().len() < 3 {
             return Err(ApiError::new(ErrorCode::BadInput, "Say why the message is discarded."));
         }
-        self.check_pin(pin).await?;
+        self.authorize(session).await?;
         let at = self.now();
         let env = self.env().clone();
         let reason = reason.trim().to_string();

@@ -213,35 +213,36 @@ impl Engine {
         Ok(self.view(&sale))
     }
 
-    /// Voids a partly paid sale (manager PIN): every paid part is given back through its
+    /// Voids a partly paid sale (manager session): every paid part is given back through its
     /// method, then the pump order is released and the sale cancelled.
-    pub async fn void_sale(&self, sale_id: &str, pin: &str) -> Result<SaleView, ApiError> {
-        self.check_pin(pin).await?;
+    pub async fn void_sale(&self, sale_id: &str, session: &str) -> Result<SaleView, ApiError> {
+        self.authorize(session).await?;
         let sale = self.apply(sale_id, SaleEvent::CancelRequested).await?;
         Ok(self.view(&sale))
     }
 
     /// Gives back `amount` of payment `payment` of a paid sale, through the method it was paid
-    /// by (manager PIN). Never more than the payment took.
+    /// by (manager session). Never more than the payment took.
     pub async fn refund(
         &self,
         sale_id: &str,
         payment: u32,
         amount: Money,
-        pin: &str,
+        session: &str,
         reason: &str,
     ) -> Result<SaleView, ApiError> {
         if reason.trim().len() < 3 {
             return Err(ApiError::new(ErrorCode::BadInput, "Say why the money is given back."));
         }
-        self.check_pin(pin).await?;
+        self.authorize(session).await?;
         let event = SaleEvent::RefundRequested { payment, amount, reason: reason.trim().to_string() };
         let sale = self.apply(sale_id, event).await?;
         Ok(self.view(&sale))
     }
 
     /// The newest sales, newest first (for the manager's sales list).
-    pub async fn recent_sales(&self, limit: u32) -> Result<Vec<SaleView>, ApiError> {
+    pub async fn recent_sales(&self, session: &str, limit: u32) -> Result<Vec<SaleView>, ApiError> {
+        self.authorize(session).await?;
         let sales = self.db(move |s| Ok(s.recent_sales(limit)?)).await?;
         Ok(sales.iter().map(|s| self.view(s)).collect())
     }

@@ -8,6 +8,9 @@ use kasa_print::Slip;
 
 use crate::{ApiError, Config, Engine, ErrorCode, StepError};
 
+/// How long after a sale is paid the cashier may print a copy of its slip without a manager.
+pub const CASHIER_REPRINT: time::Duration = time::Duration::minutes(10);
+
 impl Engine {
     /// The paper is back (or the cover closed): print what waits for the printer now.
     pub async fn retry_printer(&self) -> Result<(), ApiError> {
@@ -33,9 +36,9 @@ impl Engine {
         }
     }
 
-    /// Opens the cash drawer (manager PIN); journaled.
-    pub async fn open_drawer(&self, pin: &str) -> Result<(), ApiError> {
-        self.check_pin(pin).await?;
+    /// Opens the cash drawer (manager session); journaled.
+    pub async fn open_drawer(&self, session: &str) -> Result<(), ApiError> {
+        self.authorize(session).await?;
         let p = self.inner.providers.printer.clone().ok_or_else(|| {
             ApiError::new(ErrorCode::Setup, "No printer is set up: the drawer hangs off the printer.")
         })?;
@@ -103,8 +106,17 @@ impl Engine {
         self.inner.providers.printer.as_ref().map(|p| p.width).unwrap_or(self.inner.config.printer.width)
     }
 
-    /// Queues a copy of the slip of a paid sale.
-    pub async fn reprint(&self, sale_id: &str) -> Result<(), ApiError> {
+    /// Queues a copy of the slip of a paid sale. In a manager session any paid sale's; without
+    /// one, only the slip of the sale the cashier just finished (the register's newest, paid in
+    /// the last [`CASHIER_REPRINT`]), for the customer at the counter. Journaled with who asked.
+    pub async fn reprint(&self, sale_id: &str, session: Option<&str>) -> Result<(), ApiError> {
+        let manager = match session {
+            Some(session) => {
+                self.authorize(session).await?;
+                true
+            }
+            None => false,
+        };
         let id = sale_id.to_string();
         let at = self.now();
         let key = self.env().next_id();
@@ -114,12 +126,20 @@ impl Engine {
                 if !sale.state.is_paid() {
                     return Err(StepError::Api(ApiError::new(ErrorCode::InvalidState, "Only a paid sale has a slip.")));
                 }
+                let just_finished = sale.paid_at.is_some_and(|t| at - t <= CASHIER_REPRINT)
+                    && tx.newest_sale_id()?.as_deref() == Some(id.as_str());
+                if !manager && !just_finished {
+                    return Err(StepError::Api(ApiError::new(
+                        ErrorCode::NotAuthorized,
+                        "A copy of an earlier sale's slip is printed from the manager area.",
+                    )));
+                }
                 let q = Queued { key, op: Op::PrintSlip { copy: true, refund: None } };
                 tx.enqueue(Some(&id), &q, at)?;
                 let rec = JournalRecord {
                     sale_id: Some(id.clone()),
                     kind: "slip_reprinted".into(),
-                    data: serde_json::json!({}),
+                    data: serde_json::json!({ "by": if manager { "manager" } else { "cashier" } }),
                 };
                 tx.append_journal(&rec, at)?;
                 Ok(())

@@ -54,7 +54,7 @@ impl Engine {
                 fiscal_changes: Signal::new(0),
                 shutdown: Signal::new(false),
                 live: Mutex::new(Live { orders_listed_at, ..Live::default() }),
-                pin_guard: Mutex::new(crate::manager::PinGuard::default()),
+                sessions: Mutex::new(crate::access::Sessions::default()),
                 demo,
                 tasks: Mutex::new(Vec::new()),
                 env,

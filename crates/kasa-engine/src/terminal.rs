@@ -18,9 +18,13 @@ impl Engine {
         Ok(device)
     }
 
-    /// Activates (or deactivates) the configured card terminal (manager PIN); journaled.
-    pub async fn set_terminal_active(&self, active: bool, pin: &str) -> Result<kasa_connect::finix::Device, ApiError> {
-        self.check_pin(pin).await?;
+    /// Activates (or deactivates) the configured card terminal (manager session); journaled.
+    pub async fn set_terminal_active(
+        &self,
+        active: bool,
+        session: &str,
+    ) -> Result<kasa_connect::finix::Device, ApiError> {
+        self.authorize(session).await?;
         let id = &self.inner.config.finix.device_id;
         let finix = &self.inner.providers.finix;
         let device = if active { finix.activate(id).await } else { finix.deactivate(id).await };
@@ -33,16 +37,16 @@ impl Engine {
         self.terminal().await
     }
 
-    /// Registers a new card terminal under the merchant (manager PIN); journaled. Its id goes
+    /// Registers a new card terminal under the merchant (manager session); journaled. Its id goes
     /// into the configuration's `finix.device_id`.
     pub async fn create_terminal(
         &self,
         model: &str,
         name: &str,
         serial_number: &str,
-        pin: &str,
+        session: &str,
     ) -> Result<kasa_connect::finix::Device, ApiError> {
-        self.check_pin(pin).await?;
+        self.authorize(session).await?;
         let merchant = &self.inner.config.finix.merchant_id;
         let device = self
             .inner

@@ -17,6 +17,11 @@ use crate::world::World;
 /// The manager's PIN in every simulated store.
 pub(crate) const PIN: &str = "482916";
 
+/// A manager session for one privileged step (the manager logs in for it, as at the counter).
+pub(crate) async fn manager(engine: &Engine) -> String {
+    engine.manager_login(PIN).await.map(|s| s.token).unwrap_or_default()
+}
+
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
@@ -257,7 +262,7 @@ async fn after_paid(world: &World, r: usize, engine: &Engine, k: usize, rng: &mu
         return;
     }
     let amount = if rng.random_bool(0.5) { can } else { Money::new((can.minor / 2).max(1), can.currency) };
-    match engine.refund(&view.id, i as u32, amount, PIN, "returned by the customer").await {
+    match engine.refund(&view.id, i as u32, amount, &manager(engine).await, "returned by the customer").await {
         Ok(_) => {
             world.log(&format!("r{r} #{k} refund of {} asked", amount.minor));
             world.count("refunds asked");
@@ -275,7 +280,7 @@ async fn give_up(world: &World, r: usize, engine: &Engine, k: usize, view: &Sale
         world.log(&format!("r{r} #{k} given up, cancelled: {}", done.is_ok()));
         world.count("sales given up");
     } else {
-        let done = engine.void_sale(&view.id, PIN).await;
+        let done = engine.void_sale(&view.id, &manager(engine).await).await;
         world.log(&format!("r{r} #{k} given up, voided: {}", done.is_ok()));
         world.count("sales voided");
         let _ = engine.wait_settled(&view.id, secs(180)).await;
@@ -315,7 +320,7 @@ pub(crate) async fn tidy(world: &World, r: usize, engine: &Engine, closing: bool
             _ => {}
         }
     }
-    if closing && let Ok(queue) = engine.queue(1_000).await {
+    if closing && let Ok(queue) = engine.queue(&manager(engine).await, 1_000).await {
         for item in queue.iter().filter(|i| i.state == "parked" && taken_over(i)) {
             give_back(world, r, engine, item).await;
         }
@@ -328,7 +333,8 @@ pub(crate) async fn tidy(world: &World, r: usize, engine: &Engine, closing: bool
                     && t["state"] != "CANCELED"
             });
             if !charged {
-                let done = engine.discard(item.id, PIN, "no such card sale on the Finix dashboard").await;
+                let done =
+                    engine.discard(item.id, &manager(engine).await, "no such card sale on the Finix dashboard").await;
                 world.log(&format!(
                     "r{r} tidy: nothing on the dashboard, discarded lookup {}: {}",
                     item.id,
@@ -337,9 +343,9 @@ pub(crate) async fn tidy(world: &World, r: usize, engine: &Engine, closing: bool
                 world.count("card lookups discarded by the manager after checking the dashboard");
             }
         }
-        let Ok(queue) = engine.queue(1_000).await else { return };
+        let Ok(queue) = engine.queue(&manager(engine).await, 1_000).await else { return };
         for item in queue.into_iter().filter(|i| i.state == "parked" && !taken_over(i)) {
-            let retried = engine.retry_now(item.id, Some(PIN)).await;
+            let retried = engine.retry_now(item.id, Some(&manager(engine).await)).await;
             world.log(&format!("r{r} tidy: manager retries parked {} ({}): {}", item.id, item.kind, retried.is_ok()));
         }
     }
@@ -368,7 +374,9 @@ async fn give_back(world: &World, r: usize, engine: &Engine, item: &kasa_engine:
     let Ok(view) = engine.wait_settled(&id, secs(60)).await else { return };
     for (i, amount) in view.refundable.iter().enumerate() {
         if amount.minor > 0 {
-            let done = engine.refund(&id, i as u32, *amount, PIN, "the order was paid at another register").await;
+            let done = engine
+                .refund(&id, i as u32, *amount, &manager(engine).await, "the order was paid at another register")
+                .await;
             world.log(&format!(
                 "r{r} tidy: gave back {} of {} (order taken over): {}",
                 amount.minor,
@@ -377,7 +385,9 @@ async fn give_back(world: &World, r: usize, engine: &Engine, item: &kasa_engine:
             ));
         }
     }
-    let discarded = engine.discard(item.id, PIN, "the order was paid at another register; money given back").await;
+    let discarded = engine
+        .discard(item.id, &manager(engine).await, "the order was paid at another register; money given back")
+        .await;
     world.log(&format!("r{r} tidy: discarded the refused report {}: {}", item.id, discarded.is_ok()));
     world.count("orders taken over after a lapsed lock, given back");
 }

@@ -536,7 +536,7 @@ impl World {
             }
             self.log(&format!("closing: not settled after round {round}"));
             for (r, engine) in engines.iter().enumerate() {
-                for item in engine.queue(20).await.unwrap_or_default() {
+                for item in engine.queue(&cashier::manager(engine).await, 20).await.unwrap_or_default() {
                     self.log(&format!(
                         "closing: r{r} queue {} {} {} attempts {}: {}",
                         item.id,

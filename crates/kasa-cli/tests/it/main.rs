@@ -44,9 +44,20 @@ fn journal_verify_reports_an_intact_journal() {
     let out = kasa().args(["demo", "--sales", "1", "--data-dir"]).arg(&data).output().unwrap();
     assert!(out.status.success());
     let cfg = kasa_cfg(dir.path(), &data);
-    let out = kasa().args(["journal", "verify", "--config"]).arg(&cfg).output().unwrap();
+    // The demo's journal is sealed with the sandbox's (public) key.
+    let verify = || kasa().args(["journal", "verify", "--sandbox-credentials", "--config"]).arg(&cfg).output().unwrap();
+    let out = verify();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("journal intact"));
+
+    // Someone with the file edits an entry: found, at that entry, and named.
+    let c = rusqlite::Connection::open(data.join("kasa.db")).unwrap();
+    c.execute_batch("DROP TRIGGER journal_no_update; UPDATE journal SET data = '{}' WHERE seq = 3;").unwrap();
+    drop(c);
+    let out = verify();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("journal broken at entry 3 (edited)"), "{err}");
 }
 
 fn kasa_cfg(dir: &std::path::Path, data: &std::path::Path) -> std::path::PathBuf {
@@ -258,4 +269,46 @@ fn reading_commands_beside_a_register_mid_card_sale_leave_it_alone() {
     let recoveries = store.journal_page(0, 10_000).unwrap().into_iter().filter(|e| e.kind == "recovery").count();
     assert_eq!(recoveries, 0, "no start-up recovery ran beside the register");
     assert_eq!(sandbox.tokenx.status_of(&other), Some("Open"), "the refused sale touched nothing");
+}
+
+/// Guessing the manager PIN through the CLI: each run is a new process (a restart), and the
+/// lockout, kept in the database, stops the guesses all the same.
+#[test]
+fn pin_guesses_through_the_cli_are_stopped_by_the_lockout_across_processes() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = kasa_cfg(dir.path(), &data);
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = kasa()
+            .args(args)
+            .args(["--sandbox-credentials", "--config"])
+            .arg(&cfg)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run(&["manager", "set-pin"], "1234\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("6 to 12 digits"), "a short PIN is refused");
+    let out = run(&["manager", "set-pin"], "246810\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (mut answered, mut locked) = (0, 0);
+    for i in 0..12 {
+        let out = run(&["queue", "discard", "1", "--reason", "guessing"], &format!("{:06}\n", 100_000 + i));
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("Wrong PIN.") {
+            answered += 1;
+        } else {
+            assert!(err.contains("Too many wrong PINs"), "{err}");
+            locked += 1;
+        }
+    }
+    assert_eq!((answered, locked), (5, 7), "five guesses checked, the rest refused unchecked");
+    let out = run(&["queue", "discard", "1", "--reason", "guessing"], "246810\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Too many wrong PINs"), "the right PIN waits too");
 }

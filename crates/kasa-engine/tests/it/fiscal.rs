@@ -2,6 +2,7 @@
 //! document's use cases, signing inside the durable sale, a lost answer and a restart during
 //! signing, and selling through a signing unit that is down.
 
+use crate::manager;
 use std::time::Duration;
 
 use kasa_core::{BusinessCustomer, FiscalState, PayMethod, SaleState};
@@ -196,7 +197,8 @@ const CASES: &[UseCase] = &[
                 let s = paid_shop_sale(e, &[("5449000000996", 2), ("8690000000200", 1)], &[cash("150.00")]).await;
                 signed(e, &s.id.0).await;
                 let back = kasa_core::Money::parse_decimal("75.00", s.basket.currency).unwrap();
-                let v = e.refund(&s.id.0, 0, back, "2468", "customer changed their mind").await.unwrap();
+                let v =
+                    e.refund(&s.id.0, 0, back, &super::manager(e).await, "customer changed their mind").await.unwrap();
                 let s = e.sale(&v.id).await.unwrap();
                 let r = &s.refunds[0];
                 let expected = with(
@@ -218,7 +220,7 @@ const CASES: &[UseCase] = &[
 #[tokio::test]
 async fn each_use_case_of_the_document_sends_exactly_its_receipt() {
     let h = harness().await;
-    h.engine.set_manager_pin("2468", None).await.unwrap();
+    let session = manager(&h.engine).await;
     for case in CASES {
         let (reference, expected) = (case.run)(&h.engine).await;
         settle(&h.engine, Duration::from_secs(20)).await;
@@ -226,7 +228,7 @@ async fn each_use_case_of_the_document_sends_exactly_its_receipt() {
         assert_eq!(h.sandbox.fiskaltrust.signed_count(&reference), 1, "{}: signed once", case.name);
     }
     // Every receipt was signed and its signature kept with its sale.
-    for s in h.engine.recent_sales(10).await.unwrap() {
+    for s in h.engine.recent_sales(&session, 10).await.unwrap() {
         let sale = signed(&h.engine, &s.id).await;
         for r in &sale.fiscal {
             let sig = r.signature.as_ref().unwrap();
@@ -378,7 +380,7 @@ async fn sales_go_on_while_the_signing_unit_is_down_and_are_signed_late_in_order
     assert!(engine.status().fiscal_problem.is_none());
     // The signed slip can be reprinted, with its signature and QR code.
     let before = h.sandbox.printer.jobs().len();
-    engine.reprint(&ids[0]).await.unwrap();
+    engine.reprint(&ids[0], Some(&manager(&engine).await)).await.unwrap();
     settle_prints(&h.sandbox, before + 1).await;
     let job = h.sandbox.printer.jobs().last().unwrap().clone();
     let sig = engine.sale(&ids[0]).await.unwrap().fiscal[0].signature.clone().unwrap();
@@ -425,7 +427,7 @@ async fn a_signature_slower_than_the_wait_prints_pending_and_the_reprint_is_sign
     settle_prints(&h.sandbox, 1).await;
     assert!(h.sandbox.printer.jobs()[0].text().contains("İMZA BEKLENİYOR"), "the slip did not wait past print_wait_ms");
     let s = signed(&engine, &s.id.0).await;
-    engine.reprint(&s.id.0).await.unwrap();
+    engine.reprint(&s.id.0, Some(&manager(&engine).await)).await.unwrap();
     settle_prints(&h.sandbox, 2).await;
     let copy = h.sandbox.printer.jobs()[1].text();
     assert!(copy.contains(&s.fiscal[0].signature.as_ref().unwrap().receipt_id) && !copy.contains("İMZA"), "{copy}");
@@ -443,12 +445,12 @@ async fn a_receipt_that_cannot_be_signed_holds_back_the_later_ones_until_the_man
         c.systems.fiscal.as_mut().unwrap().vat_categories.retain(|v| v.rate_bp != 1000);
     })
     .await;
-    engine.set_manager_pin("2468", None).await.unwrap();
+    let session = manager(&engine).await;
     let coffee = paid_shop_sale(&engine, &[("8690000000200", 1)], &[cash("60.00")]).await;
     let simit = paid_shop_sale(&engine, &[("8690000000101", 1)], &[cash("20.00")]).await;
     settle_prints(&h.sandbox, 2).await;
     let parked = loop {
-        let q = engine.queue(100).await.unwrap();
+        let q = engine.queue(&session, 100).await.unwrap();
         if let Some(p) = q.iter().find(|i| i.state == "parked" && i.kind == "fiscal_sign") {
             break p.clone();
         }
@@ -466,7 +468,12 @@ async fn a_receipt_that_cannot_be_signed_holds_back_the_later_ones_until_the_man
     drop(engine);
     // The configuration is fixed; the manager puts the receipt back in line.
     let engine = register(&h.sandbox, dir.path(), fast_retries).await;
-    engine.retry_now(parked.id, Some("2468")).await.unwrap();
+    // A restart ended the session: the manager logs in again.
+    assert_eq!(
+        engine.retry_now(parked.id, Some(&session)).await.unwrap_err().code,
+        kasa_engine::ErrorCode::NotAuthorized
+    );
+    engine.retry_now(parked.id, Some(&manager(&engine).await)).await.unwrap();
     signed(&engine, &simit.id.0).await;
     signed(&engine, &coffee.id.0).await;
     let order: Vec<String> = h
@@ -484,17 +491,20 @@ async fn a_receipt_that_cannot_be_signed_holds_back_the_later_ones_until_the_man
 #[tokio::test]
 async fn the_daily_closing_is_signed_after_the_days_receipts_and_the_journals_show_them() {
     let h = harness().await;
-    h.engine.set_manager_pin("2468", None).await.unwrap();
+    let session = manager(&h.engine).await;
     let s = paid_shop_sale(&h.engine, &[("8690000000101", 1)], &[cash("20.00")]).await;
-    assert_eq!(h.engine.fiscal_daily_closing("1357", Some(1)).await.unwrap_err().code, kasa_engine::ErrorCode::Refused);
-    let closing = h.engine.fiscal_daily_closing("2468", Some(1)).await.unwrap();
+    assert_eq!(
+        h.engine.fiscal_daily_closing("wrong-session", Some(1)).await.unwrap_err().code,
+        kasa_engine::ErrorCode::NotAuthorized
+    );
+    let closing = h.engine.fiscal_daily_closing(&session, Some(1)).await.unwrap();
     settle(&h.engine, Duration::from_secs(20)).await;
-    let receipts = h.engine.fiscal_journal("2468", "ReceiptJournal", 0, 100).await.unwrap();
+    let receipts = h.engine.fiscal_journal(&session, "ReceiptJournal", 0, 100).await.unwrap();
     let refs: Vec<&str> = receipts.iter().map(|r| r["cbReceiptReference"].as_str().unwrap()).collect();
     assert_eq!(refs, [s.id.0.as_str(), closing.as_str()], "the closing comes after the day's receipts");
     assert_eq!(receipts[1]["ftReceiptCase"], "0x5452200000002011");
-    let actions = h.engine.fiscal_journal("2468", "ActionJournal", 0, 100).await.unwrap();
+    let actions = h.engine.fiscal_journal(&session, "ActionJournal", 0, 100).await.unwrap();
     assert!(actions.iter().any(|a| a["Type"] == "DailyClosing"), "{actions:?}");
-    let e = h.engine.fiscal_journal("2468", "Nonsense", 0, 10).await.unwrap_err();
+    let e = h.engine.fiscal_journal(&session, "Nonsense", 0, 10).await.unwrap_err();
     assert!(e.message.contains("ReceiptJournal"), "{}", e.message);
 }

@@ -7,7 +7,7 @@ use kasa_core::{PayMethod, SaleState};
 use kasa_engine::ErrorCode;
 use kasa_sim::{CardScript, Faults};
 
-use super::{harness, harness_with, wait_for_orders};
+use super::{harness, harness_with, manager, wait_for_orders};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -18,7 +18,7 @@ fn refuse_reports_for(h: &super::Harness, order_id: &str) {
 
 async fn wait_parked(h: &super::Harness, n: usize) -> Vec<kasa_engine::manager::QueueItem> {
     for _ in 0..200 {
-        let q = h.engine.queue(100).await.unwrap();
+        let q = h.engine.queue(&super::manager(&h.engine).await, 100).await.unwrap();
         if q.iter().filter(|i| i.state == "parked").count() >= n {
             return q;
         }
@@ -47,17 +47,21 @@ async fn parked_reports_are_retried_or_discarded_with_the_pin() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(h.engine.status().queue_parked, 1);
 
-    // Putting a parked message back in line needs the manager PIN, checked in the engine.
+    // Putting a parked message back in line needs a manager session, checked in the engine.
     let refused = h.engine.retry_now(item.id, None).await.unwrap_err();
-    assert_eq!(refused.code, ErrorCode::Refused, "{refused:?}");
-    assert_eq!(h.engine.retry_now(item.id, Some("2468")).await.unwrap_err().code, ErrorCode::Setup, "no PIN set yet");
-    assert_eq!(h.engine.set_manager_pin("12a4", None).await.unwrap_err().code, ErrorCode::BadInput);
-    h.engine.set_manager_pin("2468", None).await.unwrap();
-    assert_eq!(h.engine.retry_now(item.id, Some("1111")).await.unwrap_err().code, ErrorCode::Refused);
+    assert_eq!(refused.code, ErrorCode::NotAuthorized, "{refused:?}");
+    assert_eq!(h.engine.set_first_manager_pin("12a456").await.unwrap_err().code, ErrorCode::BadInput);
+    assert_eq!(
+        h.engine.set_first_manager_pin("2468").await.unwrap_err().code,
+        ErrorCode::BadInput,
+        "6 digits at least"
+    );
+    let session = manager(&h.engine).await;
+    assert_eq!(h.engine.retry_now(item.id, Some("wrong-session")).await.unwrap_err().code, ErrorCode::NotAuthorized);
 
     // Retry now, once the cloud accepts it again: delivered, the sale completes.
     h.sandbox.tokenx_http.control.clear_faults();
-    h.engine.retry_now(item.id, Some("2468")).await.unwrap();
+    h.engine.retry_now(item.id, Some(&session)).await.unwrap();
     h.engine.wait_for_state(&sale.id, SaleState::Completed, WAIT).await.unwrap();
     assert_eq!(h.sandbox.tokenx.accepted_reports(&orders[0].order_id), 1);
 
@@ -66,12 +70,12 @@ async fn parked_reports_are_retried_or_discarded_with_the_pin() {
     let sale2 = h.engine.open_order_sale(&orders[1].order_id).await.unwrap();
     h.engine.pay(&sale2.id, PayMethod::Cash { tendered: sale2.total }).await.unwrap();
     let item2 = wait_parked(&h, 1).await.into_iter().find(|i| i.state == "parked").unwrap();
-    assert_eq!(h.engine.set_manager_pin("1357", None).await.unwrap_err().code, ErrorCode::Refused);
-    assert_eq!(h.engine.discard(item2.id, "2468", " ").await.unwrap_err().code, ErrorCode::BadInput);
-    let wrong = h.engine.discard(item2.id, "1111", "settled by phone").await.unwrap_err();
-    assert_eq!((wrong.code, wrong.message.as_str()), (ErrorCode::Refused, "Wrong PIN."));
-    h.engine.discard(item2.id, "2468", "settled by phone with Token X").await.unwrap();
-    assert!(h.engine.queue(100).await.unwrap().iter().all(|i| i.id != item2.id));
+    assert_eq!(h.engine.set_first_manager_pin("135713").await.unwrap_err().code, ErrorCode::Refused, "set already");
+    assert_eq!(h.engine.discard(item2.id, &session, " ").await.unwrap_err().code, ErrorCode::BadInput);
+    let wrong = h.engine.discard(item2.id, "wrong-session", "settled by phone").await.unwrap_err();
+    assert_eq!(wrong.code, ErrorCode::NotAuthorized);
+    h.engine.discard(item2.id, &session, "settled by phone with Token X").await.unwrap();
+    assert!(h.engine.queue(&session, 100).await.unwrap().iter().all(|i| i.id != item2.id));
     let entry = h
         .engine
         .store()
@@ -83,14 +87,7 @@ async fn parked_reports_are_retried_or_discarded_with_the_pin() {
     assert!(entry.data.contains("settled by phone with Token X"), "{}", entry.data);
     assert!(h.engine.verify_journal().await.unwrap().is_intact());
     // A pending (not parked) message can't be discarded.
-    assert_eq!(h.engine.discard(item2.id, "2468", "again").await.unwrap_err().code, ErrorCode::InvalidState);
-
-    // Five wrong PINs close the area for a while.
-    for _ in 0..5 {
-        let _ = h.engine.check_pin("0000").await;
-    }
-    let locked = h.engine.check_pin("2468").await.unwrap_err();
-    assert!(locked.message.starts_with("Too many wrong PINs"), "{}", locked.message);
+    assert_eq!(h.engine.discard(item2.id, &session, "again").await.unwrap_err().code, ErrorCode::InvalidState);
 }
 
 #[tokio::test]
@@ -129,7 +126,7 @@ async fn a_lock_is_renewed_while_the_customer_pays() {
 #[tokio::test]
 async fn the_card_terminal_is_managed_and_offered_only_while_connected() {
     let h = harness().await;
-    h.engine.set_manager_pin("1234", None).await.unwrap();
+    let session = manager(&h.engine).await;
     let device = h.engine.terminal().await.unwrap();
     assert!(device.is_connected());
     assert!(h.engine.methods().contains(&kasa_core::MethodKind::Card));
@@ -148,15 +145,15 @@ async fn the_card_terminal_is_managed_and_offered_only_while_connected() {
     assert!(h.engine.methods().contains(&kasa_core::MethodKind::Card));
 
     // Deactivating needs the PIN; a deactivated terminal is not offered either.
-    assert_eq!(h.engine.set_terminal_active(false, "9999").await.unwrap_err().code, ErrorCode::Refused);
-    let off = h.engine.set_terminal_active(false, "1234").await.unwrap();
+    assert_eq!(h.engine.set_terminal_active(false, "wrong-session").await.unwrap_err().code, ErrorCode::NotAuthorized);
+    let off = h.engine.set_terminal_active(false, &session).await.unwrap();
     assert!(!off.enabled);
     assert!(h.engine.status().terminal_problem.unwrap().contains("not activated"));
-    assert!(h.engine.set_terminal_active(true, "1234").await.unwrap().enabled);
+    assert!(h.engine.set_terminal_active(true, &session).await.unwrap().enabled);
     assert_eq!(h.engine.status().terminal_problem, None);
 
     // A new terminal is registered under the merchant.
-    let created = h.engine.create_terminal("PAX_A800", "Lane 3", "19046260945", "1234").await.unwrap();
+    let created = h.engine.create_terminal("PAX_A800", "Lane 3", "19046260945", &session).await.unwrap();
     assert!(created.id.starts_with("DV") && !created.enabled);
     let journal = h.engine.store().journal_page(0, 1000).unwrap();
     let kinds: Vec<&str> = journal.iter().map(|e| e.kind.as_str()).collect();

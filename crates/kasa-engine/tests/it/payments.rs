@@ -1,6 +1,7 @@
 //! Every way to pay: split card and cash, MobilePay (and a restart while reserved), Settle QR
 //! (approve, reject, expiry), refunds through the provider, and voiding a partly paid sale.
 
+use crate::manager;
 use std::time::Duration;
 
 use kasa_core::{Currency, MethodKind, Money, PayMethod, PaymentKind, SaleState};
@@ -95,8 +96,8 @@ async fn mobilepay_payment_is_started_approved_and_captured_once() {
     assert_eq!(h.sandbox.tokenx.payment_of(&order.order_id).unwrap()["payments"][0]["method"], "MOBILEPAY");
 
     // A MobilePay refund is created and captured through MobilePay.
-    h.engine.set_manager_pin("2468", None).await.unwrap();
-    h.engine.refund(&sale.id, 0, Money::new(1_000, Currency::TRY), "2468", "wrong product").await.unwrap();
+    let session = manager(&h.engine).await;
+    h.engine.refund(&sale.id, 0, Money::new(1_000, Currency::TRY), &session, "wrong product").await.unwrap();
     settle(&h.engine, WAIT).await;
     let refunds = h.sandbox.mobilepay.refunds();
     assert_eq!(refunds.len(), 1);
@@ -244,25 +245,26 @@ async fn refunds_go_through_the_provider_and_never_past_the_original_amount() {
     let sale = h.engine.open_order_sale(&order.order_id).await.unwrap();
     h.engine.pay(&sale.id, PayMethod::Card).await.unwrap();
     h.engine.wait_for_state(&sale.id, SaleState::Completed, WAIT).await.unwrap();
-    h.engine.set_manager_pin("1357", None).await.unwrap();
+    let session = manager(&h.engine).await;
     let tl = |m| Money::new(m, Currency::TRY);
     let part = order.amount.minor * 4 / 10;
 
-    let wrong = h.engine.refund(&sale.id, 0, tl(part), "0000", "customer returned goods").await.unwrap_err();
-    assert_eq!(wrong.code, ErrorCode::Refused);
-    h.engine.refund(&sale.id, 0, tl(part), "1357", "customer returned goods").await.unwrap();
+    let wrong = h.engine.refund(&sale.id, 0, tl(part), "wrong-session", "customer returned goods").await.unwrap_err();
+    assert_eq!(wrong.code, ErrorCode::NotAuthorized);
+    assert_eq!(h.engine.manager_login("135713").await.unwrap_err().code, ErrorCode::Refused, "a wrong PIN");
+    h.engine.refund(&sale.id, 0, tl(part), &session, "customer returned goods").await.unwrap();
     settle(&h.engine, WAIT).await;
     // A full refund on top of the partial one is past the original amount.
-    let too_much = h.engine.refund(&sale.id, 0, order.amount, "1357", "again").await.unwrap_err();
+    let too_much = h.engine.refund(&sale.id, 0, order.amount, &session, "again").await.unwrap_err();
     assert_eq!(too_much.code, ErrorCode::BadInput);
     assert!(too_much.message.contains("only"), "{}", too_much.message);
-    h.engine.refund(&sale.id, 0, tl(order.amount.minor - part), "1357", "rest of it").await.unwrap();
+    h.engine.refund(&sale.id, 0, tl(order.amount.minor - part), &session, "rest of it").await.unwrap();
     settle(&h.engine, WAIT).await;
     let reversals = h.sandbox.finix.reversals();
     assert_eq!(reversals.iter().map(|r| r["amount"].as_i64().unwrap()).sum::<i64>(), order.amount.minor);
     let view = h.engine.sale_view(&sale.id).await.unwrap();
     assert_eq!(view.refunds.len(), 2);
-    assert!(h.engine.refund(&sale.id, 0, tl(1), "1357", "nothing left").await.is_err());
+    assert!(h.engine.refund(&sale.id, 0, tl(1), &session, "nothing left").await.is_err());
     // Each refund printed a refund slip.
     let jobs = h.sandbox.printer.wait_for_jobs(3, WAIT).await;
     assert_eq!(jobs.iter().filter(|j| j.text().contains("İADE")).count(), 2);
@@ -279,9 +281,9 @@ async fn cancelling_a_partly_paid_sale_refunds_the_parts_and_unlocks() {
     assert_eq!(h.engine.wait_settled(&sale.id, WAIT).await.unwrap().state, SaleState::Tendering);
     // A cashier can't simply cancel it: voiding gives money back and needs the manager.
     assert_eq!(h.engine.cancel_sale(&sale.id).await.unwrap_err().code, ErrorCode::InvalidState);
-    h.engine.set_manager_pin("8642", None).await.unwrap();
-    assert_eq!(h.engine.void_sale(&sale.id, "1111").await.unwrap_err().code, ErrorCode::Refused);
-    h.engine.void_sale(&sale.id, "8642").await.unwrap();
+    let session = manager(&h.engine).await;
+    assert_eq!(h.engine.void_sale(&sale.id, "wrong-session").await.unwrap_err().code, ErrorCode::NotAuthorized);
+    h.engine.void_sale(&sale.id, &session).await.unwrap();
     let after = h.engine.wait_settled(&sale.id, WAIT).await.unwrap();
     assert_eq!(after.state, SaleState::Cancelled);
     assert_eq!(after.notice.unwrap().code, "VOIDED");

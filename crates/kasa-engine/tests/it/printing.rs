@@ -2,6 +2,7 @@
 //! waits in the queue, and prints once the paper is back. Copies are marked, refund slips and
 //! PDFs come from the same layout.
 
+use crate::manager;
 use std::time::Duration;
 
 use kasa_core::{PayMethod, SaleState};
@@ -47,7 +48,7 @@ async fn paper_out_during_a_sale_the_sale_completes_and_the_slip_prints_after_pa
 
     // A reprint is marked as a copy; a cover left open is reported the same way.
     h.sandbox.printer.set_cover_open(true);
-    h.engine.reprint(&sale.id).await.unwrap();
+    h.engine.reprint(&sale.id, None).await.unwrap();
     for _ in 0..200 {
         if h.engine.status().printer_problem.is_some() {
             break;
@@ -78,9 +79,9 @@ async fn a_slip_exports_as_a_pdf_and_previews_as_a_picture() {
     let png = h.engine.slip_png(&sale.id).await.unwrap();
     assert!(png.starts_with(b"\x89PNG"));
     // The drawer needs the manager PIN and is journaled.
-    h.engine.set_manager_pin("4321", None).await.unwrap();
-    assert!(h.engine.open_drawer("1111").await.is_err());
-    h.engine.open_drawer("4321").await.unwrap();
+    let session = manager(&h.engine).await;
+    assert!(h.engine.open_drawer("wrong-session").await.is_err());
+    h.engine.open_drawer(&session).await.unwrap();
     let last = h.sandbox.printer.wait_for_jobs(2, WAIT).await;
     let (_, events) = kasa_print::decode::parse(&last.last().unwrap().bytes, kasa_print::Model::EPSON_TM);
     assert!(events.contains(&kasa_print::decode::Event::Drawer));

@@ -5,6 +5,7 @@
 //! cuts them) followed by a new register on the same data directory, which runs start-up
 //! recovery; the kill harness in kasa-cli does the same with SIGKILL at random moments.
 
+use crate::manager;
 use std::time::Duration;
 
 use kasa_core::{Currency, Money, PayMethod, PaymentKind, SaleState};
@@ -149,8 +150,8 @@ async fn a_charge_in_another_currency_is_held_for_a_manager_and_given_back_by_a_
     assert_eq!(refused.code, kasa_engine::ErrorCode::InvalidState);
 
     // The manager voids it: the charge is given back in its own currency, the order released.
-    engine.set_manager_pin("2468", None).await.unwrap();
-    engine.void_sale(&sale.id, "2468").await.unwrap();
+    let session = manager(&engine).await;
+    engine.void_sale(&sale.id, &session).await.unwrap();
     let done = engine.wait_for_state(&sale.id, SaleState::Cancelled, WAIT).await.unwrap();
     assert_eq!(done.state, SaleState::Cancelled);
     let reversals = sb.finix.reversals();
@@ -393,8 +394,8 @@ async fn a_transfer_of_another_request_holds_the_sale_and_a_managers_discard_rel
     until("the held sale is counted", || engine.status().sales_attention == 1).await;
     // Nobody can take payment again or void it while its money is unknown.
     assert!(engine.pay(&sale.id, PayMethod::Card).await.is_err());
-    engine.set_manager_pin("2468", None).await.unwrap();
-    assert_eq!(engine.void_sale(&sale.id, "2468").await.unwrap_err().code, kasa_engine::ErrorCode::InvalidState);
+    let session = manager(&engine).await;
+    assert_eq!(engine.void_sale(&sale.id, &session).await.unwrap_err().code, kasa_engine::ErrorCode::InvalidState);
 
     // It survives a restart as it is: held, the order still locked, nothing guessed.
     engine.shutdown().await;
@@ -404,9 +405,10 @@ async fn a_transfer_of_another_request_holds_the_sale_and_a_managers_discard_rel
     assert_eq!(sb.tokenx.locked_by("VT-0001"), vec![order.order_id.clone()]);
 
     // The manager checks Finix and discards the parked payment: the sale goes on without it.
-    let parked = engine.queue(100).await.unwrap().into_iter().find(|i| i.state == "parked").unwrap();
+    let session = manager(&engine).await;
+    let parked = engine.queue(&session, 100).await.unwrap().into_iter().find(|i| i.state == "parked").unwrap();
     assert_eq!(parked.kind, "card_sale");
-    engine.discard(parked.id, "2468", "refunded by the card service's desk").await.unwrap();
+    engine.discard(parked.id, &session, "refunded by the card service's desk").await.unwrap();
     let after = engine.sale_view(&sale.id).await.unwrap();
     assert_eq!((after.state, after.notice.unwrap().code.as_str()), (SaleState::Open, "DISCARDED"));
     settle(&engine, WAIT).await;
