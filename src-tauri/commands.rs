@@ -55,15 +55,15 @@ pub async fn refund(
     sale_id: String,
     payment: u32,
     amount: Money,
-    pin: String,
+    session: String,
     reason: String,
 ) -> Res<SaleView> {
-    shell.engine()?.refund(&sale_id, payment, amount, &pin, &reason).await
+    shell.engine()?.refund(&sale_id, payment, amount, &session, &reason).await
 }
 
 #[tauri::command]
-pub async fn recent_sales(shell: State<'_, Shell>) -> Res<Vec<SaleView>> {
-    shell.engine()?.recent_sales(100).await
+pub async fn recent_sales(shell: State<'_, Shell>, session: String) -> Res<Vec<SaleView>> {
+    shell.engine()?.recent_sales(&session, 100).await
 }
 
 /// The demo sandbox's customer: approves or rejects the app or QR payment under way, or scans
@@ -84,8 +84,8 @@ pub async fn cancel_sale(shell: State<'_, Shell>, sale_id: String) -> Res<SaleVi
 }
 
 #[tauri::command]
-pub async fn void_sale(shell: State<'_, Shell>, sale_id: String, pin: String) -> Res<SaleView> {
-    shell.engine()?.void_sale(&sale_id, &pin).await
+pub async fn void_sale(shell: State<'_, Shell>, sale_id: String, session: String) -> Res<SaleView> {
+    shell.engine()?.void_sale(&sale_id, &session).await
 }
 
 #[tauri::command]
@@ -94,23 +94,23 @@ pub async fn sale(shell: State<'_, Shell>, sale_id: String) -> Res<SaleView> {
 }
 
 #[tauri::command]
-pub async fn reprint(shell: State<'_, Shell>, sale_id: String) -> Res<()> {
-    shell.engine()?.reprint(&sale_id).await
+pub async fn reprint(shell: State<'_, Shell>, sale_id: String, session: Option<String>) -> Res<()> {
+    shell.engine()?.reprint(&sale_id, session.as_deref()).await
 }
 
 #[tauri::command]
-pub async fn queue(shell: State<'_, Shell>) -> Res<Vec<kasa_engine::manager::QueueItem>> {
-    shell.engine()?.queue(500).await
+pub async fn queue(shell: State<'_, Shell>, session: String) -> Res<Vec<kasa_engine::manager::QueueItem>> {
+    shell.engine()?.queue(&session, 500).await
 }
 
 #[tauri::command]
-pub async fn retry_now(shell: State<'_, Shell>, id: i64, pin: Option<String>) -> Res<()> {
-    shell.engine()?.retry_now(id, pin.as_deref()).await
+pub async fn retry_now(shell: State<'_, Shell>, id: i64, session: Option<String>) -> Res<()> {
+    shell.engine()?.retry_now(id, session.as_deref()).await
 }
 
 #[tauri::command]
-pub async fn discard(shell: State<'_, Shell>, id: i64, pin: String, reason: String) -> Res<()> {
-    shell.engine()?.discard(id, &pin, &reason).await
+pub async fn discard(shell: State<'_, Shell>, id: i64, session: String, reason: String) -> Res<()> {
+    shell.engine()?.discard(id, &session, &reason).await
 }
 
 #[tauri::command]
@@ -122,22 +122,22 @@ pub async fn set_customer(
     shell.engine()?.set_customer(&sale_id, customer).await
 }
 
-/// One of the fiscal middleware's journals, for the manager (PIN).
+/// One of the fiscal middleware's journals, for the manager (session).
 #[tauri::command]
 pub async fn fiscal_journal(
     shell: State<'_, Shell>,
-    pin: String,
+    session: String,
     kind: String,
     from: u64,
     take: u32,
 ) -> Res<Vec<serde_json::Value>> {
-    shell.engine()?.fiscal_journal(&pin, &kind, from, take).await
+    shell.engine()?.fiscal_journal(&session, &kind, from, take).await
 }
 
-/// Queues the day's closing receipt at the fiscal middleware (manager PIN).
+/// Queues the day's closing receipt at the fiscal middleware (manager session).
 #[tauri::command]
-pub async fn fiscal_daily_closing(shell: State<'_, Shell>, pin: String) -> Res<String> {
-    shell.engine()?.fiscal_daily_closing(&pin, None).await
+pub async fn fiscal_daily_closing(shell: State<'_, Shell>, session: String) -> Res<String> {
+    shell.engine()?.fiscal_daily_closing(&session, None).await
 }
 
 #[tauri::command]
@@ -145,14 +145,22 @@ pub async fn has_manager_pin(shell: State<'_, Shell>) -> Res<bool> {
     shell.engine()?.has_manager_pin().await
 }
 
+/// Opens a manager session with the PIN (each attempt counted; see `kasa_engine::access`).
 #[tauri::command]
-pub async fn check_pin(shell: State<'_, Shell>, pin: String) -> Res<()> {
-    shell.engine()?.check_pin(&pin).await
+pub async fn manager_login(shell: State<'_, Shell>, pin: String) -> Res<kasa_engine::access::ManagerSession> {
+    shell.engine()?.manager_login(&pin).await
 }
 
 #[tauri::command]
-pub async fn set_manager_pin(shell: State<'_, Shell>, pin: String, current: Option<String>) -> Res<()> {
-    shell.engine()?.set_manager_pin(&pin, current.as_deref()).await
+pub async fn manager_logout(shell: State<'_, Shell>, session: String) -> Res<()> {
+    shell.engine()?.manager_logout(&session).await
+}
+
+/// Changes the manager PIN (the current one is checked like a login). The first PIN is set
+/// when the register is set up, never from here.
+#[tauri::command]
+pub async fn change_manager_pin(shell: State<'_, Shell>, current: String, pin: String) -> Res<()> {
+    shell.engine()?.change_manager_pin(&current, &pin).await
 }
 
 #[tauri::command]
@@ -184,9 +192,9 @@ pub async fn terminal(shell: State<'_, Shell>) -> Res<kasa_engine::dto::Terminal
 pub async fn set_terminal_active(
     shell: State<'_, Shell>,
     active: bool,
-    pin: String,
+    session: String,
 ) -> Res<kasa_engine::dto::TerminalView> {
-    Ok(shell.engine()?.set_terminal_active(active, &pin).await?.into())
+    Ok(shell.engine()?.set_terminal_active(active, &session).await?.into())
 }
 
 #[tauri::command]
@@ -195,7 +203,37 @@ pub async fn create_terminal(
     model: String,
     name: String,
     serial_number: String,
-    pin: String,
+    session: String,
 ) -> Res<kasa_engine::dto::TerminalView> {
-    Ok(shell.engine()?.create_terminal(&model, &name, &serial_number, &pin).await?.into())
+    Ok(shell.engine()?.create_terminal(&model, &name, &serial_number, &session).await?.into())
+}
+
+/// The shift so far (manager session).
+#[tauri::command]
+pub async fn x_report(shell: State<'_, Shell>, session: String) -> Res<kasa_core::report::ShiftReport> {
+    shell.engine()?.x_report(&session).await
+}
+
+/// Closes the shift with the cash counted (manager session).
+#[tauri::command]
+pub async fn z_report(
+    shell: State<'_, Shell>,
+    session: String,
+    counted: Money,
+    note: Option<String>,
+    next_float: Money,
+) -> Res<kasa_core::report::ShiftReport> {
+    shell.engine()?.z_report(&session, counted, note, next_float).await
+}
+
+/// Prints the X report, or Z report `number` (manager session).
+#[tauri::command]
+pub async fn print_report(shell: State<'_, Shell>, session: String, number: Option<u64>) -> Res<()> {
+    shell.engine()?.print_report(&session, number).await
+}
+
+/// Writes the X report, or Z report `number`, as a PDF in the data directory; its path.
+#[tauri::command]
+pub async fn export_report_pdf(shell: State<'_, Shell>, session: String, number: Option<u64>) -> Res<String> {
+    Ok(shell.engine()?.export_report_pdf(&session, number).await?.display().to_string())
 }

@@ -14,6 +14,7 @@ pub mod money;
 pub mod op;
 pub mod order;
 pub mod payment;
+pub mod report;
 pub mod sale;
 pub mod signal;
 

@@ -48,6 +48,22 @@ pub struct Config {
     /// Outbox delivery tuning.
     #[serde(default)]
     pub outbox: OutboxConfig,
+    /// The manager area.
+    #[serde(default)]
+    pub manager: ManagerConfig,
+}
+
+/// The manager area: when a session ends, and the cash a shift starts with.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagerConfig {
+    /// Seconds without a privileged call after which the manager is logged out (default 300).
+    #[serde(default)]
+    pub idle_logout_secs: Option<u64>,
+    /// Cash in the drawer when the first shift opens, e.g. "500.00" (later shifts start with
+    /// what the Z report before them left in the drawer).
+    #[serde(default)]
+    pub opening_float: Option<String>,
 }
 
 /// How the outbox retries. Delays grow exponentially from `retry_base_ms` up to `retry_cap_ms`,
@@ -258,8 +274,18 @@ impl Config {
     }
 
     /// The top-level keys of [`Config`] itself (the optional systems add [`Systems::KEYS`]).
-    const KEYS: &[&str] =
-        &["data_dir", "currency", "tokenx", "finix", "printer", "store", "catalog", "sync_interval_ms", "outbox"];
+    const KEYS: &[&str] = &[
+        "data_dir",
+        "currency",
+        "tokenx",
+        "finix",
+        "printer",
+        "store",
+        "catalog",
+        "sync_interval_ms",
+        "outbox",
+        "manager",
+    ];
 
     /// Checks values the types can't.
     pub fn check(&self) -> Result<(), ConfigError> {
@@ -360,6 +386,7 @@ impl Config {
             catalog: Config::demo_catalog(),
             sync_interval_ms: default_sync_ms(),
             outbox: OutboxConfig::default(),
+            manager: ManagerConfig::default(),
         }
     }
 

@@ -198,7 +198,7 @@ pub enum EngineEvent {
     /// Connectivity, queue or printer state changed.
     StatusChanged {
         /// The status.
-        status: StatusView,
+        status: Box<StatusView>,
     },
 }
 
@@ -270,6 +270,8 @@ pub enum ErrorCode {
     Setup,
     /// Another register is running on this data directory.
     RegisterRunning,
+    /// A manager session is needed, or it has ended: log in with the manager PIN.
+    NotAuthorized,
     /// An internal failure.
     Internal,
 }
@@ -306,6 +308,14 @@ pub fn typescript_bindings() -> String {
     }
     emit!(
         crate::manager::QueueItem,
+        crate::access::ManagerSession,
+        kasa_core::report::ShiftReport,
+        kasa_core::report::ReportKind,
+        kasa_core::report::MethodTotal,
+        kasa_core::report::VatTotal,
+        kasa_core::journal::Verification,
+        kasa_core::journal::ChainBreak,
+        kasa_core::journal::BreakKind,
         TerminalView,
         AttemptView,
         SaleView,

@@ -17,6 +17,7 @@
 //! in `slips.rs`, status in `status.rs`, the manager's area in `manager.rs`. What belongs to one
 //! outside system lives in its provider module under `providers/`.
 
+pub mod access;
 pub mod config;
 pub mod credentials;
 mod deliver;
@@ -33,6 +34,7 @@ pub mod manager;
 pub mod owner;
 pub mod providers;
 mod recovery;
+pub mod reports;
 mod sale;
 mod slips;
 mod start;
@@ -88,7 +90,7 @@ struct Inner {
     fiscal_changes: Signal<u64>,
     shutdown: Signal<bool>,
     live: Mutex<Live>,
-    pin_guard: Mutex<manager::PinGuard>,
+    sessions: Mutex<access::Sessions>,
     demo: bool,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The register's time, identifiers, chance, network and threads.

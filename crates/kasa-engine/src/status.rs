@@ -112,7 +112,7 @@ impl Engine {
     }
 
     pub(crate) fn emit_status(&self) {
-        let _ = self.inner.events.send(EngineEvent::StatusChanged { status: self.status() });
+        let _ = self.inner.events.send(EngineEvent::StatusChanged { status: Box::new(self.status()) });
     }
 
     pub(crate) fn set_online(&self, online: bool, reason: Option<String>) {

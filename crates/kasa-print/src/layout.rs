@@ -282,3 +282,51 @@ mod tests {
         }
     }
 }
+
+/// A report (an X or Z report, or any list of labelled values) as rows: the first pair is the
+/// title, printed bold and centred; each other pair is a label on the left and its value on the
+/// right, wrapped when both do not fit one row.
+pub fn report_blocks(lines: &[(String, String)], width: Width) -> Vec<Block> {
+    let cols = width.columns();
+    let mut out = Vec::new();
+    let mut rest = lines.iter();
+    if let Some((title, _)) = rest.next() {
+        let pad = cols.saturating_sub(width_of(title)) / 2;
+        out.push(Block::Text { text: format!("{}{title}", " ".repeat(pad)), bold: true, big: false });
+        out.push(Block::plain("-".repeat(cols)));
+    }
+    for (label, value) in rest {
+        let used = width_of(label) + width_of(value);
+        if used < cols {
+            out.push(Block::plain(format!("{label}{}{value}", " ".repeat(cols - used))));
+        } else {
+            out.extend(wrap(label, cols).into_iter().map(Block::plain));
+            out.extend(wrap(value, cols).into_iter().map(|v| {
+                let pad = cols.saturating_sub(width_of(&v));
+                Block::plain(format!("{}{v}", " ".repeat(pad)))
+            }));
+        }
+    }
+    out.push(Block::plain("-".repeat(cols)));
+    out
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+
+    #[test]
+    fn a_report_row_puts_the_value_on_the_right_edge() {
+        let lines = vec![
+            ("Z REPORT No 3".to_string(), String::new()),
+            ("Sales".to_string(), "12".to_string()),
+            ("A label far too long to share its row with the value beside it".to_string(), "1.234,50".to_string()),
+        ];
+        let text = to_text(&report_blocks(&lines, Width::Mm58));
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(rows[0].trim(), "Z REPORT No 3");
+        assert_eq!(rows[2], format!("Sales{}12", " ".repeat(32 - 7)));
+        assert!(rows.iter().all(|r| r.chars().count() <= 32), "{text}");
+        assert!(rows.iter().any(|r| r.ends_with("1.234,50")), "{text}");
+    }
+}

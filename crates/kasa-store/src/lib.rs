@@ -14,6 +14,7 @@ mod journal;
 mod locks;
 mod orders;
 mod outbox;
+mod reports;
 mod sales;
 mod settings;
 
@@ -25,6 +26,8 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 pub use journal::JournalStats;
 pub use locks::LockRow;
 pub use outbox::{OutboxRow, OutboxState, QueueCounts};
+pub use reports::LastZ;
+pub use settings::ManagerGuard;
 
 /// Reader connections kept open for the next read.
 const MAX_READERS: usize = 4;
@@ -79,6 +82,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_device_lanes", include_str!("../migrations/0003_device_lanes.sql")),
     ("0004_outbox_sale_index", include_str!("../migrations/0004_outbox_sale_index.sql")),
     ("0005_keyed_journal", include_str!("../migrations/0005_keyed_journal.sql")),
+    ("0006_manager_access", include_str!("../migrations/0006_manager_access.sql")),
+    ("0007_shift_reports", include_str!("../migrations/0007_shift_reports.sql")),
 ];
 
 /// What went wrong in the store.

@@ -8,8 +8,11 @@ use crate::{Store, StoreError, Tx, ts};
 
 impl Tx<'_> {
     /// Inserts or replaces a sale.
+    /// What the step changed in money is recorded beside it (see [`kasa_core::report`]).
     pub fn put_sale(&self, sale: &Sale) -> Result<(), StoreError> {
         let total = sale.total().map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let before = read_sale(self.conn(), &sale.id.0)?;
+        self.record_movements(before.as_ref(), sale)?;
         self.conn().run(
             "INSERT INTO sales (sale_id, order_id, state, total_minor, currency, created_at, updated_at, body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -33,6 +36,14 @@ impl Tx<'_> {
     /// Sales in any of the given states, inside the transaction.
     pub fn sales_in(&self, states: &[SaleState]) -> Result<Vec<Sale>, StoreError> {
         sales_in(self.conn(), states)
+    }
+
+    /// The id of the newest sale, inside the transaction.
+    pub fn newest_sale_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .row("SELECT sale_id FROM sales ORDER BY created_at DESC, sale_id DESC LIMIT 1", [], |r| r.get(0))
+            .optional()?)
     }
 
     /// Reads a sale inside the transaction, for a read-modify-write step.

@@ -127,7 +127,8 @@ fn messages_waiting_from_an_older_kasa_move_to_the_device_lanes() {
     let c = rusqlite::Connection::open(&path).unwrap();
     c.execute_batch(
         "UPDATE outbox SET lane = substr(lane, 8); DROP INDEX outbox_sale;
-         ALTER TABLE journal_head DROP COLUMN mac; DROP TABLE journal_checkpoint; PRAGMA user_version = 2;",
+         ALTER TABLE journal_head DROP COLUMN mac; DROP TABLE journal_checkpoint; DROP TABLE manager_guard;
+         DROP TABLE movements; DROP TABLE z_reports; PRAGMA user_version = 2;",
     )
     .unwrap();
     let old: Vec<String> = c

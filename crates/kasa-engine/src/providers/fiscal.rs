@@ -423,42 +423,23 @@ pub(crate) async fn start(engine: &Engine) {
 impl Engine {
     /// Queues the day's closing receipt at the middleware (with the Z report's number when
     /// there is one), with the manager PIN. Signed in order after every receipt of the day.
-    pub async fn fiscal_daily_closing(&self, pin: &str, z_number: Option<u64>) -> Result<String, ApiError> {
+    pub async fn fiscal_daily_closing(&self, session: &str, z_number: Option<u64>) -> Result<String, ApiError> {
         if self.inner.providers.fiscal.is_none() {
             return Err(not_set_up());
         }
-        self.check_pin(pin).await?;
+        self.authorize(session).await?;
         let at = self.now();
-        let id = self.env().next_id();
-        let reference = match z_number {
-            Some(n) => format!("Z{n:04}-{}", &id[..8.min(id.len())]),
-            None => format!("Z-{id}"),
-        };
-        let q = kasa_core::op::Queued {
-            key: self.env().next_id(),
-            op: Op::FiscalSign { doc: FiscalDoc::DailyClosing { reference: reference.clone(), at, z_number } },
-        };
-        let data = serde_json::json!({ "reference": reference, "z": z_number });
-        self.db(move |s| {
-            s.write(|tx| -> Result<(), kasa_store::StoreError> {
-                tx.enqueue(None, &q, at)?;
-                let rec =
-                    kasa_core::journal::JournalRecord { sale_id: None, kind: "fiscal_daily_closing".into(), data };
-                tx.append_journal(&rec, at)?;
-                Ok(())
-            })?;
-            Ok(())
-        })
-        .await?;
+        let env = self.env().clone();
+        let reference = self.db(move |s| Ok(s.write(|tx| queue_daily_closing(tx, &env, at, z_number))?)).await?;
         self.inner.dispatch_kick.notify_one();
         Ok(reference)
     }
 
     /// Entries of one of the middleware's journals (`ReceiptJournal`, `ActionJournal`,
-    /// `QueueItem`) after row `from`, for the manager area (manager PIN).
+    /// `QueueItem`) after row `from`, for the manager area (manager session).
     pub async fn fiscal_journal(
         &self,
-        pin: &str,
+        session: &str,
         kind: &str,
         from: u64,
         take: u32,
@@ -466,9 +447,33 @@ impl Engine {
         let Some(fiscal) = self.inner.providers.fiscal.as_ref() else {
             return Err(not_set_up());
         };
-        self.check_pin(pin).await?;
+        self.authorize(session).await?;
         fiscal.journal(kind, from, take).await
     }
+}
+
+/// Queues the daily closing receipt (under the Z report's number when there is one) and
+/// journals it, in the caller's transaction; its reference.
+pub(crate) fn queue_daily_closing(
+    tx: &kasa_store::Tx<'_>,
+    env: &crate::Env,
+    at: time::OffsetDateTime,
+    z_number: Option<u64>,
+) -> Result<String, kasa_store::StoreError> {
+    let id = env.next_id();
+    let reference = match z_number {
+        Some(n) => format!("Z{n:04}-{}", &id[..8.min(id.len())]),
+        None => format!("Z-{id}"),
+    };
+    let q = kasa_core::op::Queued {
+        key: env.next_id(),
+        op: Op::FiscalSign { doc: FiscalDoc::DailyClosing { reference: reference.clone(), at, z_number } },
+    };
+    tx.enqueue(None, &q, at)?;
+    let data = serde_json::json!({ "reference": reference, "z": z_number });
+    let rec = kasa_core::journal::JournalRecord { sale_id: None, kind: "fiscal_daily_closing".into(), data };
+    tx.append_journal(&rec, at)?;
+    Ok(reference)
 }
 
 fn not_set_up() -> ApiError {

@@ -8,8 +8,10 @@ mod fiscal;
 mod manager;
 mod outage;
 mod payments;
+mod pin;
 mod printing;
 mod race;
+mod reports;
 mod sales;
 mod timing;
 
@@ -108,4 +110,16 @@ pub async fn settle(engine: &Engine, timeout: Duration) {
         }
         assert!(std::time::Instant::now() < deadline, "not settled: {} busy, {} queued", busy.len(), counts.pending);
     }
+}
+
+/// The manager PIN the tests set up a register with.
+pub const MANAGER_PIN: &str = "246810";
+
+/// A manager session on `engine`, setting up the first PIN when none is set yet (as the
+/// installer's `kasa manager set-pin` does).
+pub async fn manager(engine: &Engine) -> String {
+    if !engine.has_manager_pin().await.unwrap() {
+        engine.set_first_manager_pin(MANAGER_PIN).await.unwrap();
+    }
+    engine.manager_login(MANAGER_PIN).await.unwrap().token
 }
