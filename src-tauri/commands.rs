@@ -237,3 +237,41 @@ pub async fn print_report(shell: State<'_, Shell>, session: String, number: Opti
 pub async fn export_report_pdf(shell: State<'_, Shell>, session: String, number: Option<u64>) -> Res<String> {
     Ok(shell.engine()?.export_report_pdf(&session, number).await?.display().to_string())
 }
+
+/// Sales matching a search (manager session).
+#[tauri::command]
+pub async fn search_sales(
+    shell: State<'_, Shell>,
+    session: String,
+    query: kasa_core::search::SaleQuery,
+) -> Res<kasa_engine::search::SearchPage> {
+    shell.engine()?.search_sales(&session, query).await
+}
+
+/// One sale with its journal entries and messages (manager session).
+#[tauri::command]
+pub async fn sale_detail(
+    shell: State<'_, Shell>,
+    session: String,
+    sale_id: String,
+) -> Res<kasa_engine::search::SaleDetail> {
+    shell.engine()?.sale_detail(&session, &sale_id).await
+}
+
+/// Writes the journal of a date range as CSV in the data directory; its path. Progress comes
+/// as `progress` events.
+#[tauri::command]
+pub async fn export_journal_csv(
+    shell: State<'_, Shell>,
+    session: String,
+    from: Option<String>,
+    to: Option<String>,
+) -> Res<String> {
+    Ok(shell.engine()?.export_journal_csv(&session, from, to).await?.display().to_string())
+}
+
+/// Verifies the whole journal chain now.
+#[tauri::command]
+pub async fn verify_journal(shell: State<'_, Shell>) -> Res<kasa_core::journal::Verification> {
+    shell.engine()?.verify_journal().await
+}

@@ -175,3 +175,58 @@ async fn a_second_launch_brings_the_running_register_forward_and_starts_no_engin
     std::fs::write(output_dir().join("single-instance.png"), s.screenshot().await).unwrap();
     s.close().await;
 }
+
+#[tokio::test]
+#[ignore = "needs a display and tauri-driver: run through ./scripts/test"]
+async fn the_manager_finds_a_sale_by_plate_opens_it_runs_an_x_report_and_exports_it() {
+    let data = tempfile::tempdir().unwrap();
+    let driver = Driver::start(env!("CARGO_BIN_EXE_kasa-desktop"), data.path()).await;
+    let s: Session = driver.session().await;
+
+    // A card sale of a pump order, so the journal has a plate to find.
+    let card = s.wait_for("[data-testid=order-card][data-status=Open]", Duration::from_secs(30)).await;
+    let plate = s.text(&s.find_within(&card, ".plate").await).await;
+    s.click(&card).await;
+    s.click(&s.wait_for("[data-testid=pay-card]", Duration::from_secs(10)).await).await;
+    s.wait_for("[data-testid=done]", Duration::from_secs(30)).await;
+
+    // The manager logs in with the demo register's PIN.
+    s.click(&s.find("[data-testid=manager-open]").await).await;
+    let pin = s.wait_for("[data-testid=pin]", Duration::from_secs(10)).await;
+    s.type_text(&pin, "246810").await;
+    s.click(&s.find("[data-testid=pin-ok]").await).await;
+
+    // Filters the journal by the plate, typed in lower case.
+    let filter = s.wait_for("[data-testid=filter-plate]", Duration::from_secs(10)).await;
+    s.type_text(&filter, &plate.to_lowercase()).await;
+    s.click(&s.find("[data-testid=search-go]").await).await;
+    let row = s.wait_for("[data-testid=journal-row]", Duration::from_secs(10)).await;
+    assert!(s.text(&row).await.contains(&plate), "the row shows the plate {plate}");
+    std::fs::write(output_dir().join("manager-journal-search.png"), s.screenshot().await).unwrap();
+
+    // Opens the entry: its slip picture and its journal.
+    s.click(&row).await;
+    let detail = s.wait_for("[data-testid=journal-detail]", Duration::from_secs(10)).await;
+    s.wait_for("[data-testid=detail-slip]", Duration::from_secs(10)).await;
+    let text = s.text(&detail).await;
+    assert!(text.contains("payment_approved") && text.contains("card_sale"), "{text}");
+    std::fs::write(output_dir().join("manager-journal-detail.png"), s.screenshot().await).unwrap();
+
+    // Runs an X report: the one card sale.
+    s.click(&s.find("[data-testid=tab-reports]").await).await;
+    s.click(&s.wait_for("[data-testid=report-x]", Duration::from_secs(10)).await).await;
+    let report = s.wait_for("[data-testid=report]", Duration::from_secs(10)).await;
+    let text = s.text(&report).await;
+    assert!(text.contains("X report") && text.contains("card"), "{text}");
+    std::fs::write(output_dir().join("manager-x-report.png"), s.screenshot().await).unwrap();
+
+    // Exports it as a PDF into the data directory.
+    s.click(&s.find("[data-testid=report-pdf]").await).await;
+    let saved = s.text(&s.wait_for("[data-testid=report-pdf-path]", Duration::from_secs(10)).await).await;
+    let path = std::path::PathBuf::from(saved.trim_start_matches("Saved as ").trim());
+    assert!(path.starts_with(data.path()), "{}", path.display());
+    let pdf = std::fs::read(&path).unwrap();
+    assert!(pdf.starts_with(b"%PDF"), "a PDF");
+    std::fs::write(output_dir().join("manager-x-report.pdf"), &pdf).unwrap();
+    s.close().await;
+}

@@ -162,6 +162,11 @@ impl Session {
         self.send(reqwest::Method::POST, &format!("/element/{}/click", e.0), Some(json!({}))).await;
     }
 
+    /// Types `text` into an input (WebDriver's element send keys).
+    pub async fn type_text(&self, e: &Element, text: &str) {
+        self.send(reqwest::Method::POST, &format!("/element/{}/value", e.0), Some(json!({ "text": text }))).await;
+    }
+
     /// An element's rendered text.
     pub async fn text(&self, e: &Element) -> String {
         self.send(reqwest::Method::GET, &format!("/element/{}/text", e.0), None)

@@ -7,6 +7,11 @@ import type {
   EngineEvent,
   ManagerSession,
   Money,
+  SaleDetail,
+  SaleQuery,
+  SearchPage,
+  ShiftReport,
+  Verification,
   OrderSummary,
   PayMethod,
   QueueItem,
@@ -66,6 +71,16 @@ export const api = {
   managerLogin: (pin: string) => call<ManagerSession>("manager_login", { pin }),
   managerLogout: (session: string) => call<void>("manager_logout", { session }),
   changeManagerPin: (current: string, pin: string) => call<void>("change_manager_pin", { current, pin }),
+  searchSales: (session: string, query: SaleQuery) => call<SearchPage>("search_sales", { session, query }),
+  saleDetail: (session: string, saleId: string) => call<SaleDetail>("sale_detail", { session, saleId }),
+  exportJournalCsv: (session: string, from: string | null, to: string | null) =>
+    call<string>("export_journal_csv", { session, from, to }),
+  verifyJournal: () => call<Verification>("verify_journal"),
+  xReport: (session: string) => call<ShiftReport>("x_report", { session }),
+  zReport: (session: string, counted: Money, note: string | null, nextFloat: Money) =>
+    call<ShiftReport>("z_report", { session, counted, note, nextFloat }),
+  printReport: (session: string, number: number | null) => call<void>("print_report", { session, number }),
+  exportReportPdf: (session: string, number: number | null) => call<string>("export_report_pdf", { session, number }),
   setCustomer: (saleId: string, customer: BusinessCustomer | null) =>
     call<SaleView>("set_customer", { saleId, customer }),
   fiscalJournal: (session: string, kind: "ReceiptJournal" | "ActionJournal" | "QueueItem", from = 0, take = 200) =>

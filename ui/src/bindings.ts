@@ -44,6 +44,106 @@ token: string,
  */
 idleLogoutSecs: number, };
 
+export type SearchPage = { 
+/**
+ * The sales.
+ */
+sales: Array<SaleView>, 
+/**
+ * Pass as `after` for the next page; none on the last.
+ */
+next: string | null, };
+
+export type SaleDetail = { 
+/**
+ * The sale.
+ */
+sale: SaleView, 
+/**
+ * Its journal entries, oldest first.
+ */
+journal: Array<JournalEntry>, 
+/**
+ * Its messages to the outside (delivered, waiting or parked), oldest first.
+ */
+messages: Array<QueueItem>, };
+
+export type SaleQuery = { 
+/**
+ * Opened at or after (RFC 3339, or a date `YYYY-MM-DD` meaning its start, UTC).
+ */
+from: string | null, 
+/**
+ * Opened before (RFC 3339, or a date meaning the start of the day after it).
+ */
+to: string | null, 
+/**
+ * The vehicle's plate (spaces and case do not matter).
+ */
+plate: string | null, 
+/**
+ * The pump order's id.
+ */
+orderId: string | null, 
+/**
+ * Paid (at least in part) by this method.
+ */
+method: MethodKind | null, 
+/**
+ * Total at least this (minor units).
+ */
+minMinor: number | null, 
+/**
+ * Total at most this (minor units).
+ */
+maxMinor: number | null, 
+/**
+ * In one of these states.
+ */
+states: Array<SaleState>, 
+/**
+ * Words found anywhere in the sale: items, plate, card, customer, reasons.
+ */
+text: string | null, 
+/**
+ * Where the previous page ended (its `next`).
+ */
+after: string | null, 
+/**
+ * Page size (1 to 200; 50 when absent).
+ */
+limit: number | null, };
+
+export type JournalEntry = { 
+/**
+ * Position in the journal, from 1, without gaps.
+ */
+seq: number, 
+/**
+ * When it was written, RFC 3339 UTC.
+ */
+at: string, 
+/**
+ * The sale it belongs to.
+ */
+saleId: string | null, 
+/**
+ * Kind of step.
+ */
+kind: string, 
+/**
+ * Details as JSON text, sealed exactly as stored.
+ */
+data: string, 
+/**
+ * Seal of the previous entry.
+ */
+prevHash: string, 
+/**
+ * Seal of this entry.
+ */
+hash: string, };
+
 export type ShiftReport = { 
 /**
  * X or Z.
@@ -256,6 +356,14 @@ export type SaleView = {
  */
 id: string, 
 /**
+ * When it was opened, RFC 3339 UTC.
+ */
+createdAt: string, 
+/**
+ * The vehicle's plate, for a pump order.
+ */
+plate: string | null, 
+/**
  * State.
  */
 state: SaleState, 
@@ -411,7 +519,19 @@ sale: SaleView, } | { "type": "statusChanged",
 /**
  * The status.
  */
-status: StatusView, };
+status: StatusView, } | { "type": "progress", 
+/**
+ * Which work, e.g. `journal_export`.
+ */
+task: string, 
+/**
+ * Done so far.
+ */
+done: number, 
+/**
+ * Of this many.
+ */
+total: number, };
 
 export type OrderDetail = { 
 /**

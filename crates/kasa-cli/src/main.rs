@@ -259,8 +259,56 @@ enum FiscalAction {
 
 #[derive(Subcommand)]
 enum JournalAction {
-    /// Verify the hash chain; exits 1 if any entry was altered, removed or reordered.
+    /// Verify the keyed chain (with the journal key from the keyring); exits 1 at the first
+    /// entry edited, deleted, inserted or reordered, naming it. Reads only.
     Verify,
+    /// Export the journal entries written in a date range: CSV of the entries, or a PDF of
+    /// the Z reports closed in it. Reads only, streaming; progress on stderr.
+    Export {
+        /// First day (2026-12-01) or moment (RFC 3339); the journal's start when absent.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day (included) or moment (excluded); the journal's end when absent.
+        #[arg(long)]
+        to: Option<String>,
+        /// `csv` (journal entries) or `pdf` (the Z reports).
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+        /// File to write; standard output for CSV when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The X report (the shift so far; reads only), or a Z report closing the shift (runs the
+    /// register; the manager PIN on standard input).
+    Report {
+        /// `x` or `z`.
+        #[arg(value_enum)]
+        kind: ReportArg,
+        /// Z: the cash counted in the drawer, e.g. 1520.50.
+        #[arg(long)]
+        counted: Option<String>,
+        /// Z: why the count differs from the cash expected (needed when it does).
+        #[arg(long)]
+        note: Option<String>,
+        /// Z: cash left in the drawer for the next shift (default none).
+        #[arg(long = "float")]
+        next_float: Option<String>,
+        /// Also write the report as a PDF here.
+        #[arg(long)]
+        pdf: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Csv,
+    Pdf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportArg {
+    X,
+    Z,
 }
 
 fn main() {
@@ -637,6 +685,92 @@ async fn run(cli: Cli) -> Result<()> {
                     v.entries
                 ),
             }
+        }
+        Command::Journal { action: JournalAction::Export { from, to, format, out } } => {
+            let look = inspect(&cli)?;
+            let store = look.store();
+            let bound = |t: &Option<String>, end| {
+                t.as_deref().map(|t| kasa_core::search::parse_bound(t, end)).transpose().map_err(anyhow::Error::msg)
+            };
+            let (from_ms, to_ms) = (bound(from, false)?, bound(to, true)?);
+            match format {
+                ExportFormat::Csv => {
+                    let first = from_ms.map(|ms| store.journal_seq_at(ms)).transpose()?.unwrap_or(1);
+                    let end = match to_ms {
+                        Some(ms) => store.journal_seq_at(ms)?,
+                        None => store.journal_stats()?.entries + 1,
+                    };
+                    let mut out: Box<dyn std::io::Write> = match out {
+                        Some(p) => Box::new(std::io::BufWriter::with_capacity(
+                            1 << 16,
+                            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+                        )),
+                        None => Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())),
+                    };
+                    let mut progress = |done: u64, total: u64| eprint!("\rexported {done} of {total} entries");
+                    let n = store.export_journal_csv(first, end, &mut out, &mut progress)?;
+                    eprintln!("\rexported {n} entries{}", " ".repeat(20));
+                }
+                ExportFormat::Pdf => {
+                    let out = out.as_ref().context("a PDF export needs --out FILE")?;
+                    let mut lines = Vec::new();
+                    for n in store.z_numbers()? {
+                        let Some(z) = store.z_report(n)? else { continue };
+                        let at = kasa_core::search::parse_bound(&z.at, false).unwrap_or(0);
+                        if from_ms.is_some_and(|f| at < f) || to_ms.is_some_and(|t| at >= t) {
+                            continue;
+                        }
+                        lines.extend(z.lines());
+                        lines.push((String::new(), String::new()));
+                    }
+                    if lines.is_empty() {
+                        bail!("no Z report was closed in that range");
+                    }
+                    let blocks = kasa_print::layout::report_blocks(&lines, kasa_print::Width::Mm80);
+                    let pdf = kasa_print::pdf::render_pdf(&blocks, kasa_print::pdf::Paper::A4)?;
+                    std::fs::write(out, pdf).with_context(|| format!("writing {}", out.display()))?;
+                    eprintln!("wrote {}", out.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Journal { action: JournalAction::Report { kind, counted, note, next_float, pdf } } => {
+            let report = match kind {
+                ReportArg::X => {
+                    let look = inspect(&cli)?;
+                    println!("{}", owner_line(look.owner()));
+                    kasa_engine::reports::x_report_of(look.store(), look.config(), time::OffsetDateTime::now_utc())?
+                }
+                ReportArg::Z => {
+                    let counted =
+                        counted.as_deref().context("a Z report needs --counted AMOUNT (the cash in the drawer)")?;
+                    let pin = read_stdin()?;
+                    let engine = start_engine(&cli).await?;
+                    let result = async {
+                        let currency = engine.config().currency()?;
+                        let counted = Money::parse_decimal(counted, currency)?;
+                        let next = match next_float {
+                            Some(f) => Money::parse_decimal(f, currency)?,
+                            None => Money::new(0, currency),
+                        };
+                        let session = engine.manager_login(pin.trim()).await?;
+                        let z = engine.z_report(&session.token, counted, note.clone(), next).await?;
+                        engine.drain(Duration::from_secs(30)).await?;
+                        Ok::<_, anyhow::Error>(z)
+                    }
+                    .await;
+                    engine.shutdown().await;
+                    result?
+                }
+            };
+            let blocks = kasa_print::layout::report_blocks(&report.lines(), kasa_print::Width::Mm80);
+            print!("{}", kasa_print::layout::to_text(&blocks));
+            if let Some(path) = pdf {
+                let bytes = kasa_print::pdf::render_pdf(&blocks, kasa_print::pdf::Paper::A4)?;
+                std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
+            Ok(())
         }
         Command::Bindings { out } => {
             std::fs::write(out, kasa_engine::dto::typescript_bindings())

@@ -16,6 +16,7 @@ pub mod order;
 pub mod payment;
 pub mod report;
 pub mod sale;
+pub mod search;
 pub mod signal;
 
 pub use basket::{Basket, Line, ShopItem};

@@ -17,6 +17,10 @@ use ts_rs::TS;
 pub struct SaleView {
     /// Id.
     pub id: String,
+    /// When it was opened, RFC 3339 UTC.
+    pub created_at: String,
+    /// The vehicle's plate, for a pump order.
+    pub plate: Option<String>,
     /// State.
     pub state: SaleState,
     /// Waiting for the cloud or the terminal.
@@ -105,6 +109,11 @@ impl SaleView {
         let zero = Money::zero(sale.basket.currency);
         SaleView {
             id: sale.id.0.clone(),
+            created_at: kasa_core::journal::format_time(sale.created_at),
+            plate: sale.basket.lines.iter().find_map(|l| match l {
+                kasa_core::Line::Fuel { plate_number, .. } => Some(plate_number.clone()),
+                kasa_core::Line::Item { .. } => None,
+            }),
             state: sale.state,
             busy: sale.state.is_busy(),
             order_id: sale.basket.pump_order_id().map(str::to_string),
@@ -199,6 +208,17 @@ pub enum EngineEvent {
     StatusChanged {
         /// The status.
         status: Box<StatusView>,
+    },
+    /// Long work (an export) moved on.
+    Progress {
+        /// Which work, e.g. `journal_export`.
+        task: String,
+        /// Done so far.
+        #[ts(type = "number")]
+        done: u64,
+        /// Of this many.
+        #[ts(type = "number")]
+        total: u64,
     },
 }
 
@@ -309,6 +329,10 @@ pub fn typescript_bindings() -> String {
     emit!(
         crate::manager::QueueItem,
         crate::access::ManagerSession,
+        crate::search::SearchPage,
+        crate::search::SaleDetail,
+        kasa_core::search::SaleQuery,
+        kasa_core::journal::JournalEntry,
         kasa_core::report::ShiftReport,
         kasa_core::report::ReportKind,
         kasa_core::report::MethodTotal,

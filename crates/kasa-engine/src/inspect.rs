@@ -52,6 +52,11 @@ impl Inspect {
         &self.owner
     }
 
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The database, read-only.
     pub fn store(&self) -> &Store {
         &self.store

@@ -36,6 +36,7 @@ pub mod providers;
 mod recovery;
 pub mod reports;
 mod sale;
+pub mod search;
 mod slips;
 mod start;
 mod status;

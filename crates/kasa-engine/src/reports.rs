@@ -76,32 +76,54 @@ impl Engine {
         })
         .await
     }
-
     fn report_head(&self) -> ReportHead {
-        ReportHead {
-            kind: ReportKind::X,
-            number: None,
-            register: self.inner.config.tokenx.terminal_id.clone(),
-            opened_at: None,
-            at: kasa_core::journal::format_time(self.now()),
-            currency: self.inner.config.currency().unwrap_or(kasa_core::Currency::TRY),
-            opening_float: Money::new(0, self.inner.config.currency().unwrap_or(kasa_core::Currency::TRY)),
-        }
+        report_head(&self.inner.config, self.now())
     }
 
-    /// The float the first shift opens with (`[manager] opening_float`).
     fn configured_float(&self) -> Result<Money, ApiError> {
-        let currency = self.inner.config.currency().map_err(|e| ApiError::new(ErrorCode::Setup, e.to_string()))?;
-        match &self.inner.config.manager.opening_float {
-            None => Ok(Money::new(0, currency)),
-            Some(text) => Money::parse_decimal(text, currency).map_err(|e| {
-                ApiError::new(
-                    ErrorCode::Setup,
-                    format!("manager.opening_float \"{text}\" is not an amount ({e}): write it like \"500.00\""),
-                )
-            }),
-        }
+        configured_float(&self.inner.config)
     }
+}
+
+fn report_head(config: &crate::Config, at: time::OffsetDateTime) -> ReportHead {
+    let currency = config.currency().unwrap_or(kasa_core::Currency::TRY);
+    ReportHead {
+        kind: ReportKind::X,
+        number: None,
+        register: config.tokenx.terminal_id.clone(),
+        opened_at: None,
+        at: kasa_core::journal::format_time(at),
+        currency,
+        opening_float: Money::new(0, currency),
+    }
+}
+
+/// The float the first shift opens with (`[manager] opening_float`).
+fn configured_float(config: &crate::Config) -> Result<Money, ApiError> {
+    let currency = config.currency().map_err(|e| ApiError::new(ErrorCode::Setup, e.to_string()))?;
+    match &config.manager.opening_float {
+        None => Ok(Money::new(0, currency)),
+        Some(text) => Money::parse_decimal(text, currency).map_err(|e| {
+            ApiError::new(
+                ErrorCode::Setup,
+                format!("manager.opening_float \"{text}\" is not an amount ({e}): write it like \"500.00\""),
+            )
+        }),
+    }
+}
+
+/// The shift so far from a database opened read-only (`kasa journal report x` beside a
+/// running register): the same report as [`Engine::x_report`], without a session (whoever
+/// can read the database file can add it up).
+pub fn x_report_of(
+    store: &kasa_store::Store,
+    config: &crate::Config,
+    at: time::OffsetDateTime,
+) -> Result<ShiftReport, ApiError> {
+    let last = store.last_z()?;
+    let movements = store.movements_after(last.as_ref().map_or(0, |z| z.last_movement))?;
+    shift(report_head(config, at), configured_float(config)?, last.as_ref(), ReportKind::X, movements)
+        .map_err(ApiError::from)
 }
 
 /// Adds up the shift after `last` (its float being what the last Z left, or `float`).

@@ -180,3 +180,78 @@ fn usable_checkpoint(c: &Connection, key: &JournalKey) -> Result<Option<Mark>, S
     let there: Option<String> = c.row("SELECT hash FROM journal WHERE seq = ?1", [cp.seq], |r| r.get(0)).optional()?;
     Ok((there.as_deref() == Some(cp.hash.as_str())).then_some(cp))
 }
+
+/// A journal field as CSV (RFC 4180): quoted when it holds a comma, a quote or a line break.
+fn csv_field(out: &mut Vec<u8>, field: &str) {
+    if field.contains([',', '"', '\n', '\r']) {
+        out.push(b'"');
+        out.extend_from_slice(field.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(field.as_bytes());
+    }
+}
+
+/// The CSV header of a journal export.
+pub const CSV_HEADER: &str = "seq,at,sale_id,kind,data,hash\r\n";
+
+impl Store {
+    /// The first position whose entry was written at or after `ms` (unix milliseconds), found
+    /// by bisecting positions (entries are appended in time order); one past the end when
+    /// none is.
+    pub fn journal_seq_at(&self, ms: i64) -> Result<i64, StoreError> {
+        self.read(|c| {
+            let last: i64 = c.row("SELECT coalesce(max(seq), 0) FROM journal", [], |r| r.get(0))?;
+            let at_of = |seq: i64| -> Result<i64, StoreError> {
+                let at: String = c.row("SELECT at FROM journal WHERE seq = ?1", [seq], |r| r.get(0))?;
+                Ok(crate::search::unix_ms(crate::parse_ts(&at)?))
+            };
+            let (mut lo, mut hi) = (1, last + 1);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if at_of(mid)? < ms { lo = mid + 1 } else { hi = mid }
+            }
+            Ok(lo)
+        })
+    }
+
+    /// Writes journal entries `from..to` (positions) as CSV to `out`, streaming (memory stays
+    /// flat however many there are); `progress` hears (written, total) every 10,000 rows and
+    /// at the end. The number written.
+    pub fn export_journal_csv(
+        &self,
+        from: i64,
+        to: i64,
+        out: &mut dyn std::io::Write,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<u64, StoreError> {
+        let io = |e: std::io::Error| StoreError::Invalid(format!("writing the export failed: {e}"));
+        let total = (to - from).max(0) as u64;
+        out.write_all(CSV_HEADER.as_bytes()).map_err(io)?;
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {COLUMNS} FROM journal WHERE seq >= ?1 AND seq < ?2 ORDER BY seq"))?;
+            let mut rows = stmt.query(params![from, to])?;
+            let mut line = Vec::with_capacity(512);
+            let mut done = 0u64;
+            while let Some(r) = rows.next()? {
+                let e = row_to_entry(r)?;
+                line.clear();
+                line.extend_from_slice(e.seq.to_string().as_bytes());
+                for field in [e.at.as_str(), e.sale_id.as_deref().unwrap_or(""), &e.kind, &e.data, &e.hash] {
+                    line.push(b',');
+                    csv_field(&mut line, field);
+                }
+                line.extend_from_slice(b"\r\n");
+                out.write_all(&line).map_err(io)?;
+                done += 1;
+                if done.is_multiple_of(10_000) {
+                    progress(done, total);
+                }
+            }
+            out.flush().map_err(io)?;
+            progress(done, total);
+            Ok(done)
+        })
+    }
+}

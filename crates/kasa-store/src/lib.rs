@@ -16,6 +16,7 @@ mod orders;
 mod outbox;
 mod reports;
 mod sales;
+mod search;
 mod settings;
 
 use std::path::{Path, PathBuf};
@@ -23,10 +24,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+pub use journal::CSV_HEADER;
 pub use journal::JournalStats;
 pub use locks::LockRow;
 pub use outbox::{OutboxRow, OutboxState, QueueCounts};
 pub use reports::LastZ;
+pub use search::SalePage;
 pub use settings::ManagerGuard;
 
 /// Reader connections kept open for the next read.
@@ -84,6 +87,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_keyed_journal", include_str!("../migrations/0005_keyed_journal.sql")),
     ("0006_manager_access", include_str!("../migrations/0006_manager_access.sql")),
     ("0007_shift_reports", include_str!("../migrations/0007_shift_reports.sql")),
+    ("0008_sale_search", include_str!("../migrations/0008_sale_search.sql")),
 ];
 
 /// What went wrong in the store.
@@ -195,6 +199,7 @@ impl Store {
             hooks: faults::Hooks::default(),
         };
         store.migrate()?;
+        store.index_old_sales()?;
         Ok(store)
     }
 

@@ -7,18 +7,20 @@ use rusqlite::{OptionalExtension, params};
 use crate::{Store, StoreError, Tx, ts};
 
 impl Tx<'_> {
-    /// Inserts or replaces a sale.
-    /// What the step changed in money is recorded beside it (see [`kasa_core::report`]).
+    /// Inserts or replaces a sale, with the columns and words it is searched by. What the
+    /// step changed in money is recorded beside it (see [`kasa_core::report`]).
     pub fn put_sale(&self, sale: &Sale) -> Result<(), StoreError> {
         let total = sale.total().map_err(|e| StoreError::Invalid(e.to_string()))?;
         let before = read_sale(self.conn(), &sale.id.0)?;
         self.record_movements(before.as_ref(), sale)?;
         self.conn().run(
-            "INSERT INTO sales (sale_id, order_id, state, total_minor, currency, created_at, updated_at, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO sales (sale_id, order_id, state, total_minor, currency, created_at, updated_at, body,
+                                created_ms, plate, methods)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (sale_id) DO UPDATE SET order_id = excluded.order_id, state = excluded.state,
                  total_minor = excluded.total_minor, currency = excluded.currency,
-                 updated_at = excluded.updated_at, body = excluded.body",
+                 updated_at = excluded.updated_at, body = excluded.body, created_ms = excluded.created_ms,
+                 plate = excluded.plate, methods = excluded.methods",
             params![
                 sale.id.0,
                 sale.basket.pump_order_id(),
@@ -28,8 +30,12 @@ impl Tx<'_> {
                 ts(sale.created_at),
                 ts(sale.updated_at),
                 serde_json::to_string(sale)?,
+                crate::search::unix_ms(sale.created_at),
+                kasa_core::search::plate_of(sale),
+                kasa_core::search::methods_of(sale),
             ],
         )?;
+        self.index_text(before.as_ref(), sale)?;
         Ok(())
     }
 

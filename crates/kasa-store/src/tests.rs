@@ -116,21 +116,33 @@ fn reopening_keeps_data_and_does_not_rerun_migrations() {
 fn messages_waiting_from_an_older_kasa_move_to_the_device_lanes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kasa.db");
-    {
-        let store = Store::open(&path, key()).unwrap();
-        store.write(|tx| tx.enqueue(Some("S1"), &q("p1", Op::PrintSlip { copy: false, refund: None }), NOW)).unwrap();
-        store
-            .write(|tx| tx.enqueue(Some("S1"), &q("c1", Op::CardSale { amount: Money::new(100, Currency::TRY) }), NOW))
-            .unwrap();
-    }
-    // As an older Kasa left it: version 2, lanes without the prefix.
+    // As an older Kasa left it: the schema of version 2, lanes without the prefix.
     let c = rusqlite::Connection::open(&path).unwrap();
-    c.execute_batch(
-        "UPDATE outbox SET lane = substr(lane, 8); DROP INDEX outbox_sale;
-         ALTER TABLE journal_head DROP COLUMN mac; DROP TABLE journal_checkpoint; DROP TABLE manager_guard;
-         DROP TABLE movements; DROP TABLE z_reports; PRAGMA user_version = 2;",
+    for (_, sql) in &MIGRATIONS[..2] {
+        c.execute_batch(sql).unwrap();
+    }
+    c.pragma_update(None, "user_version", 2).unwrap();
+    let old_sale = sale("S0");
+    c.execute(
+        "INSERT INTO sales (sale_id, order_id, state, total_minor, currency, created_at, updated_at, body)
+         VALUES ('S0', NULL, 'Open', 0, 'TRY', '2026-11-21T12:00:00Z', '2026-11-21T12:00:00Z', ?1)",
+        [serde_json::to_string(&old_sale).unwrap()],
     )
     .unwrap();
+    for (i, (lane, op)) in [
+        ("printer", Op::PrintSlip { copy: false, refund: None }),
+        ("terminal", Op::CardSale { amount: Money::new(100, Currency::TRY) }),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        c.execute(
+            "INSERT INTO outbox (lane, sale_id, kind, idempotency_key, op, state, next_attempt_ms, created_at)
+             VALUES (?1, 'S1', ?2, ?3, ?4, 'pending', 0, '2026-11-21T12:00:00Z')",
+            rusqlite::params![lane, op.kind().as_str(), format!("k{i}"), serde_json::to_string(&op).unwrap()],
+        )
+        .unwrap();
+    }
     let old: Vec<String> = c
         .prepare("SELECT lane FROM outbox ORDER BY id")
         .unwrap()
@@ -144,6 +156,11 @@ fn messages_waiting_from_an_older_kasa_move_to_the_device_lanes() {
     let lanes: Vec<String> = store.outbox_of_sale("S1").unwrap().into_iter().map(|r| r.lane).collect();
     assert_eq!(lanes, ["device:printer", "device:terminal"]);
     assert_eq!(lanes[1], Op::CardSale { amount: Money::new(1, Currency::TRY) }.lane());
+    // A sale stored before search existed is found by its words once the register opens it.
+    let words = kasa_core::search::text_of(&old_sale);
+    let word = words.split_whitespace().nth(1).unwrap().to_string();
+    let q = kasa_core::search::SaleQuery { text: Some(word), ..Default::default() };
+    assert_eq!(store.search_sales(&q).unwrap().sales.len(), 1, "{words}");
     let plan: String = store
         .read(|c| {
             Ok(c.query_row("EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE sale_id = 'S1' ORDER BY id", [], |r| {

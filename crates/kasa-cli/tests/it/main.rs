@@ -312,3 +312,65 @@ fn pin_guesses_through_the_cli_are_stopped_by_the_lockout_across_processes() {
     let out = run(&["queue", "discard", "1", "--reason", "guessing"], "246810\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("Too many wrong PINs"), "the right PIN waits too");
 }
+
+/// `kasa journal export` and `kasa journal report` on a demo register's data: the export reads
+/// only (beside no register, and it creates nothing), the Z closes the shift with the PIN.
+#[test]
+fn journal_export_and_reports_from_the_cli() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = kasa().args(["demo", "--sales", "2", "--data-dir"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cfg = kasa_cfg(dir.path(), &data);
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = kasa()
+            .args(args)
+            .args(["--sandbox-credentials", "--config"])
+            .arg(&cfg)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let csv = dir.path().join("journal.csv");
+    let (ok, _, err) = run(&["journal", "export", "--out", csv.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let entries = kasa_store::Store::open_read_only(&data.join("kasa.db")).unwrap().journal_stats().unwrap().entries;
+    assert_eq!(text.lines().count() as i64, entries + 1, "a header and every entry");
+    assert!(err.contains(&format!("exported {entries} entries")), "{err}");
+    let (ok, _, err) = run(&["journal", "export", "--from", "2099-01-01", "--out", csv.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 1, "nothing after 2099");
+    let (ok, _, err) = run(&["journal", "export", "--from", "1.12.2026"], "");
+    assert!(!ok && err.contains("2026-12-01"), "a bad date says how to write it: {err}");
+
+    let (ok, x, err) = run(&["journal", "report", "x"], "");
+    assert!(ok, "{err}");
+    assert!(x.contains("X REPORT") && x.contains("Cash expected"), "{x}");
+    // The demo sold two pump orders by card and cash; the Z needs a note if the count is off.
+    let (ok, _, err) = run(&["journal", "report", "z", "--counted", "0"], "246810\n");
+    assert!(!ok && err.contains("write a note"), "{err}");
+    let pdf = dir.path().join("z.pdf");
+    let (ok, z, err) = run(
+        &["journal", "report", "z", "--counted", "0", "--note", "counted at close", "--pdf", pdf.to_str().unwrap()],
+        "246810\n",
+    );
+    assert!(ok, "{err}");
+    assert!(z.contains("Z REPORT No 1"), "{z}");
+    assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF"));
+    let zs = dir.path().join("zs.pdf");
+    let (ok, _, err) = run(&["journal", "export", "--format", "pdf", "--out", zs.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    assert!(std::fs::read(&zs).unwrap().starts_with(b"%PDF"));
+}

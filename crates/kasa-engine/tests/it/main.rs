@@ -13,6 +13,7 @@ mod printing;
 mod race;
 mod reports;
 mod sales;
+mod search;
 mod timing;
 
 use std::time::Duration;
