@@ -218,6 +218,17 @@ async fn x_and_z_reports_add_up_the_journaled_sales_and_z_numbers_run_without_ga
     assert_eq!(engine.store().z_numbers().unwrap(), [1, 2, 3, 4]);
     let journal = engine.store().journal_page(0, 1_000_000).unwrap();
     assert_eq!(journal.iter().filter(|e| e.kind == "z_report").count(), 4, "each Z is a journal entry");
+    // The register fiscalizes: each Z queued the daily closing under its number, in its own
+    // transaction, and the middleware signed them.
+    assert!(engine.status().fiscal, "the sandbox register fiscalizes");
+    let closings: Vec<String> =
+        journal.iter().filter(|e| e.kind == "fiscal_daily_closing").map(|e| e.data.clone()).collect();
+    assert_eq!(closings.len(), 4, "{closings:?}");
+    for (i, c) in closings.iter().enumerate() {
+        assert!(c.contains(&format!("\"z\":{}", i + 1)), "{c}");
+    }
+    let left = engine.drain(Duration::from_secs(20)).await.unwrap();
+    assert_eq!((left.pending, left.parked), (0, 0), "the closings were signed");
     assert!(engine.verify_journal().await.unwrap().is_intact());
     engine.shutdown().await;
 }
