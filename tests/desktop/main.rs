@@ -205,7 +205,7 @@ async fn the_manager_finds_a_sale_by_plate_opens_it_runs_an_x_report_and_exports
     std::fs::write(output_dir().join("manager-journal-search.png"), s.screenshot().await).unwrap();
 
     // Opens the entry: its slip picture and its journal.
-    s.click(&row).await;
+    s.click(&s.find_within(&row, "[data-testid=journal-open]").await).await;
     let detail = s.wait_for("[data-testid=journal-detail]", Duration::from_secs(10)).await;
     s.wait_for("[data-testid=detail-slip]", Duration::from_secs(10)).await;
     let text = s.text(&detail).await;
