@@ -189,6 +189,20 @@ pub fn format_time(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 
+/// The seal of an entry written before the journal was keyed: SHA-256 over the length-prefixed
+/// fields, its position included. Read only to upgrade such a journal (see the store's
+/// `seal_unkeyed_journal`); nothing is written with it.
+pub fn unkeyed_hash(e: &JournalEntry) -> String {
+    use sha2::Digest;
+    let mut h = Sha256::new();
+    let seq = e.seq.to_string();
+    for field in [seq.as_str(), &e.at, e.sale_id.as_deref().unwrap_or(""), &e.kind, &e.data, &e.prev_hash] {
+        h.update((field.len() as u64).to_be_bytes());
+        h.update(field.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
 /// What is wrong at a break.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -281,17 +295,10 @@ pub fn verify<I: IntoIterator<Item = JournalEntry>>(
         from: start,
         first_break: Some(ChainBreak { seq, kind, reason }),
     };
-    if let Some(h) = head
-        && !key.seals_mark(MarkKind::Head, h)
-    {
-        return broken(
-            h.seq,
-            BreakKind::Truncated,
-            "the journal's head was not sealed by this register's key: it was changed, or entries were cut off".into(),
-            0,
-        );
-    }
-    let head_seq = head.map(|h| h.seq);
+    // The head is checked after the chain, so a break inside it is named where it is; a head
+    // not sealed with the key only says where the chain ends when nothing else is wrong.
+    let sealed_head = head.filter(|h| key.seals_mark(MarkKind::Head, h));
+    let head_seq = sealed_head.map(|h| h.seq);
     let mut entries = entries.into_iter().peekable();
     while let Some(e) = entries.next() {
         count += 1;
@@ -334,6 +341,16 @@ pub fn verify<I: IntoIterator<Item = JournalEntry>>(
         return broken(at, kind, reason, count);
     }
     let last_seq = expected_seq - 1;
+    if head.is_some() && sealed_head.is_none() {
+        return broken(
+            last_seq + 1,
+            BreakKind::Truncated,
+            format!(
+                "the journal's head was not sealed by this register's key: entries after {last_seq} may have been cut off"
+            ),
+            count,
+        );
+    }
     match head {
         Some(h) if h.seq != last_seq || h.hash != prev_hash => broken(
             last_seq + 1,
@@ -344,9 +361,12 @@ pub fn verify<I: IntoIterator<Item = JournalEntry>>(
             ),
             count,
         ),
-        None if last_seq != 0 => {
-            broken(1, BreakKind::Truncated, "the journal's head is missing: it was removed".into(), count)
-        }
+        None if last_seq != 0 => broken(
+            last_seq + 1,
+            BreakKind::Truncated,
+            format!("the journal's head is missing: entries after {last_seq} may have been cut off"),
+            count,
+        ),
         _ => Verification { entries: count, from: start, first_break: None },
     }
 }

@@ -18,23 +18,26 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 /// The keyring entry of the key that seals this register's journal.
 pub const JOURNAL_KEY: &str = "journal.key";
 
-/// The register's journal key: read from the credentials, or, the first time a register starts
-/// on a machine, made (32 random bytes) and stored there. `created` tells which.
-pub fn journal_key(credentials: &dyn Credentials) -> Result<(kasa_core::journal::JournalKey, bool), CredentialError> {
-    let read = |text: &str| {
-        kasa_core::journal::JournalKey::from_hex(text).map_err(|e| CredentialError::Unavailable(e.to_string()))
-    };
+/// The register's journal key, if the credentials hold one.
+pub fn read_journal_key(
+    credentials: &dyn Credentials,
+) -> Result<Option<kasa_core::journal::JournalKey>, CredentialError> {
     match credentials.get(JOURNAL_KEY) {
-        Ok(secret) => Ok((read(secret.expose())?, false)),
-        Err(CredentialError::Missing(_)) => {
-            let mut bytes = [0u8; 32];
-            rand::fill(&mut bytes);
-            let text = hex::encode(bytes);
-            credentials.set(JOURNAL_KEY, &text)?;
-            Ok((read(&text)?, true))
-        }
+        Ok(secret) => kasa_core::journal::JournalKey::from_hex(secret.expose())
+            .map(Some)
+            .map_err(|e| CredentialError::Unavailable(e.to_string())),
+        Err(CredentialError::Missing(_)) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Makes a new journal key (32 random bytes) and stores it in the credentials.
+pub fn new_journal_key(credentials: &dyn Credentials) -> Result<kasa_core::journal::JournalKey, CredentialError> {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    let text = hex::encode(bytes);
+    credentials.set(JOURNAL_KEY, &text)?;
+    kasa_core::journal::JournalKey::from_hex(&text).map_err(|e| CredentialError::Unavailable(e.to_string()))
 }
 
 /// Why a secret could not be read or stored.
@@ -107,6 +110,14 @@ impl MemoryCredentials {
             m.values.lock().unwrap_or_else(|e| e.into_inner()).insert(k.to_string(), v.to_string());
         }
         m
+    }
+}
+
+impl MemoryCredentials {
+    /// These secrets without `name` (as a keyring that lost one).
+    pub fn without(self, name: &str) -> MemoryCredentials {
+        self.values.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        self
     }
 }
 

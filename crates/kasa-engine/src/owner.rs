@@ -130,6 +130,15 @@ pub fn owner(data_dir: &Path) -> Owner {
 /// Creates a directory readable by its owner only (on Unix), with its parents.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
+        // A directory made by an older Kasa (or by hand) is tightened the same way.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
+            }
+        }
         return Ok(());
     }
     let mut builder = std::fs::DirBuilder::new();

@@ -37,9 +37,17 @@ impl Engine {
         config.check().map_err(setup)?;
         let providers = Providers::build(&config, credentials, &env)?;
         let catalog = config.shop_items().map_err(setup)?;
-        let (key, _created) = crate::credentials::journal_key(credentials).map_err(setup)?;
         let dir_lock = take_data_dir(&config, &env).await?;
+        let (key, unkeyed) = journal_key(&config, credentials)?;
         let store = open_store(&config, &env, key).await?;
+        if unkeyed {
+            match store.seal_unkeyed_journal() {
+                Ok(n) => {
+                    tracing::info!("the journal's {n} entries from before it was keyed are sealed with the new key")
+                }
+                Err(e) => tracing::error!("{e}"),
+            }
+        }
         let orders_listed_at = store.orders_listed_at()?;
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -106,6 +114,32 @@ async fn take_data_dir(config: &Config, env: &Env) -> Result<owner::DirLock, Api
         owner::LockError::Taken { .. } => ApiError::new(ErrorCode::RegisterRunning, e.to_string()),
         other => setup(other),
     })
+}
+
+/// The journal key, and whether the journal holds entries from before it was keyed, to be
+/// sealed now. The first start on a machine makes the key; but a journal sealed already with a
+/// key the keyring does not hold is refused, since a new key could never verify it.
+fn journal_key(
+    config: &Config,
+    credentials: &dyn Credentials,
+) -> Result<(kasa_core::journal::JournalKey, bool), ApiError> {
+    use crate::credentials::{new_journal_key, read_journal_key};
+    if let Some(key) = read_journal_key(credentials).map_err(setup)? {
+        return Ok((key, false));
+    }
+    let sealing = kasa_store::sealing(&config.database_path()).map_err(setup)?;
+    if sealing == kasa_store::Sealing::Keyed {
+        return Err(ApiError::new(
+            ErrorCode::Setup,
+            format!(
+                "the journal in {} is sealed with a key this machine's keyring does not hold: restore the register's \
+                 `journal.key` from its backup (kasa secrets set journal.key) and start again; a new key could not verify it",
+                config.data_dir.display()
+            ),
+        ));
+    }
+    let key = new_journal_key(credentials).map_err(setup)?;
+    Ok((key, sealing == kasa_store::Sealing::Unkeyed))
 }
 
 async fn open_store(config: &Config, env: &Env, key: kasa_core::journal::JournalKey) -> Result<Store, ApiError> {

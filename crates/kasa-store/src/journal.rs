@@ -137,6 +137,11 @@ impl Store {
         })
     }
 
+    /// One past the last position (where an export of everything ends).
+    pub fn journal_end(&self) -> Result<i64, StoreError> {
+        self.read(|c| Ok(c.row("SELECT coalesce(max(seq), 0) + 1 FROM journal", [], |r| r.get(0))?))
+    }
+
     /// Size and head of the journal.
     pub fn journal_stats(&self) -> Result<JournalStats, StoreError> {
         self.read(|c| {
@@ -161,11 +166,30 @@ impl Store {
             let mut stmt = c.prepare_cached(&format!("SELECT {COLUMNS} FROM journal WHERE seq > ?1 ORDER BY seq"))?;
             let mut rows = stmt.query([after])?;
             let mut err = None;
-            let v = verify(key, stream(&mut rows, &mut err), head.as_ref(), from.as_ref(), &Scan(c));
-            match err {
-                Some(e) => Err(e.into()),
-                None => Ok(v),
+            let mut v = verify(key, stream(&mut rows, &mut err), head.as_ref(), from.as_ref(), &Scan(c));
+            if let Some(e) = err {
+                return Err(e.into());
             }
+            // A sealed checkpoint names an entry a verification found: the journal may not end
+            // before it, nor hold another entry there.
+            if v.is_intact()
+                && let Some(cp) = checkpoint(c)?
+                && key.seals_mark(MarkKind::Checkpoint, &cp)
+            {
+                let there: Option<String> =
+                    c.row("SELECT hash FROM journal WHERE seq = ?1", [cp.seq], |r| r.get(0)).optional()?;
+                if there.as_deref() != Some(cp.hash.as_str()) {
+                    v.first_break = Some(kasa_core::journal::ChainBreak {
+                        seq: cp.seq,
+                        kind: kasa_core::journal::BreakKind::Truncated,
+                        reason: format!(
+                            "entry {} was verified before and is now missing or different: entries were removed",
+                            cp.seq
+                        ),
+                    });
+                }
+            }
+            Ok(v)
         })
     }
 }
@@ -202,9 +226,15 @@ impl Store {
     pub fn journal_seq_at(&self, ms: i64) -> Result<i64, StoreError> {
         self.read(|c| {
             let last: i64 = c.row("SELECT coalesce(max(seq), 0) FROM journal", [], |r| r.get(0))?;
+            // The first entry at or after a position (a journal with a gap still bisects).
             let at_of = |seq: i64| -> Result<i64, StoreError> {
-                let at: String = c.row("SELECT at FROM journal WHERE seq = ?1", [seq], |r| r.get(0))?;
-                Ok(crate::search::unix_ms(crate::parse_ts(&at)?))
+                let at: Option<String> = c
+                    .row("SELECT at FROM journal WHERE seq >= ?1 ORDER BY seq LIMIT 1", [seq], |r| r.get(0))
+                    .optional()?;
+                match at {
+                    Some(at) => Ok(crate::search::unix_ms(crate::parse_ts(&at)?)),
+                    None => Ok(i64::MAX),
+                }
             };
             let (mut lo, mut hi) = (1, last + 1);
             while lo < hi {
@@ -252,6 +282,83 @@ impl Store {
             out.flush().map_err(io)?;
             progress(done, total);
             Ok(done)
+        })
+    }
+}
+
+/// How a database's journal is sealed, looked at before the register opens it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sealing {
+    /// No database, or no entries yet.
+    Empty,
+    /// Entries written before the journal was keyed (plain SHA-256 chain).
+    Unkeyed,
+    /// Entries sealed with a journal key.
+    Keyed,
+}
+
+/// How the journal in the database at `path` is sealed (read-only; nothing is created).
+pub fn sealing(path: &std::path::Path) -> Result<Sealing, StoreError> {
+    if !path.is_file() {
+        return Ok(Sealing::Empty);
+    }
+    let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let has_journal: bool =
+        c.query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'journal_head'", [], |r| r.get(0))?;
+    if !has_journal {
+        return Ok(Sealing::Empty);
+    }
+    let keyed_schema: bool =
+        c.query_row("SELECT COUNT(*) > 0 FROM pragma_table_info('journal_head') WHERE name = 'mac'", [], |r| r.get(0))?;
+    let head_mac: Option<Option<String>> = if keyed_schema {
+        c.query_row("SELECT mac FROM journal_head WHERE id = 1", [], |r| r.get(0)).optional()?
+    } else {
+        c.query_row("SELECT NULL FROM journal_head WHERE id = 1", [], |r| r.get(0)).optional()?
+    };
+    Ok(match head_mac {
+        None => Sealing::Empty,
+        Some(None) => Sealing::Unkeyed,
+        Some(Some(_)) => Sealing::Keyed,
+    })
+}
+
+impl Store {
+    /// Seals a journal written before the journal was keyed, once, with this store's key: its
+    /// plain chain is verified first, and only an intact one is sealed (every entry's seal
+    /// recomputed in one transaction, the append-only triggers lifted for it alone). A broken
+    /// one is left as it is and the error names where it breaks.
+    pub fn seal_unkeyed_journal(&self) -> Result<i64, StoreError> {
+        let key = self.key.clone().ok_or(StoreError::NoJournalKey)?;
+        self.write(|tx| -> Result<i64, StoreError> {
+            let c = tx.conn();
+            let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM journal ORDER BY seq"))?;
+            let entries = stmt.query_map([], row_to_entry)?.collect::<Result<Vec<_>, _>>()?;
+            drop(stmt);
+            let mut prev = kasa_core::journal::GENESIS.to_string();
+            for (i, e) in entries.iter().enumerate() {
+                if e.seq != i as i64 + 1 || e.prev_hash != prev || kasa_core::journal::unkeyed_hash(e) != e.hash {
+                    return Err(StoreError::Invalid(format!(
+                        "the journal from before it was keyed is broken at entry {}: it was left unsealed; keep the database for inspection",
+                        i + 1
+                    )));
+                }
+                prev = e.hash.clone();
+            }
+            c.execute_batch("DROP TRIGGER journal_no_update;")?;
+            let mut prev = kasa_core::journal::GENESIS.to_string();
+            for e in &entries {
+                let seal = key.entry_seal(&e.at, e.sale_id.as_deref(), &e.kind, &e.data, &prev);
+                c.run("UPDATE journal SET prev_hash = ?2, hash = ?3 WHERE seq = ?1", params![e.seq, prev, seal])?;
+                prev = seal;
+            }
+            c.execute_batch(
+                "CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal
+                 BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;",
+            )?;
+            let last = entries.last().map_or(0, |e| e.seq);
+            let mac = key.mark_seal(MarkKind::Head, last, &prev);
+            c.run("UPDATE journal_head SET seq = ?1, hash = ?2, mac = ?3 WHERE id = 1", params![last, prev, mac])?;
+            Ok(last)
         })
     }
 }

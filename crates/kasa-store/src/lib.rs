@@ -24,8 +24,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-pub use journal::CSV_HEADER;
 pub use journal::JournalStats;
+pub use journal::{CSV_HEADER, Sealing, sealing};
 pub use locks::LockRow;
 pub use outbox::{OutboxRow, OutboxState, QueueCounts};
 pub use reports::LastZ;

@@ -397,7 +397,7 @@ fn rows_moved_or_removed_in_the_file_are_found_where_they_happened() {
     let b = tamper(
         "DELETE FROM journal WHERE seq = 50; UPDATE journal_head SET seq = 49, hash = (SELECT hash FROM journal WHERE seq = 49);",
     );
-    assert_eq!((b.seq, b.kind), (49, BreakKind::Truncated), "{}", b.reason);
+    assert_eq!((b.seq, b.kind), (50, BreakKind::Truncated), "{}", b.reason);
     let b =
         tamper("INSERT INTO journal SELECT 51, at, sale_id, kind, data, prev_hash, hash FROM journal WHERE seq = 7;");
     assert_eq!((b.seq, b.kind), (51, BreakKind::Inserted), "{}", b.reason);
@@ -609,4 +609,77 @@ fn cached_statements_are_not_planned_again_for_new_values() {
             .unwrap();
     }
     assert_eq!(replanned, 0, "a cached statement is planned once");
+}
+
+#[test]
+fn a_journal_from_before_keying_is_sealed_once_when_intact_and_left_alone_when_not() {
+    use kasa_core::journal::{GENESIS, JournalEntry, unkeyed_hash};
+    let dir = tempfile::tempdir().unwrap();
+    let make = |name: &str, break_at: Option<i64>| {
+        let path = dir.path().join(name);
+        let c = rusqlite::Connection::open(&path).unwrap();
+        for (_, sql) in &MIGRATIONS[..4] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", 4).unwrap();
+        let mut prev = GENESIS.to_string();
+        for seq in 1..=20i64 {
+            let mut e = JournalEntry {
+                seq,
+                at: "2026-11-01T10:00:00Z".into(),
+                sale_id: Some(format!("S{seq}")),
+                kind: "sale_opened".into(),
+                data: format!("{{\"n\":{seq}}}"),
+                prev_hash: prev.clone(),
+                hash: String::new(),
+            };
+            e.hash = unkeyed_hash(&e);
+            if break_at == Some(seq) {
+                e.data = "{\"n\":0}".into();
+            }
+            c.execute(
+                "INSERT INTO journal (seq, at, sale_id, kind, data, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                rusqlite::params![e.seq, e.at, e.sale_id, e.kind, e.data, e.prev_hash, e.hash],
+            )
+            .unwrap();
+            prev = e.hash;
+        }
+        c.execute("INSERT INTO journal_head (id, seq, hash) VALUES (1, 20, ?1)", [prev]).unwrap();
+        path
+    };
+    let good = make("good.db", None);
+    assert_eq!(sealing(&good).unwrap(), Sealing::Unkeyed);
+    let store = Store::open(&good, key()).unwrap();
+    assert!(!store.verify_journal().unwrap().is_intact(), "unsealed, it does not pass as sealed");
+    assert_eq!(store.seal_unkeyed_journal().unwrap(), 20);
+    let v = store.verify_journal().unwrap();
+    assert!(v.is_intact(), "{v:?}");
+    assert_eq!(v.entries, 20);
+    drop(store);
+    assert_eq!(sealing(&good).unwrap(), Sealing::Keyed);
+
+    let bad = make("bad.db", Some(7));
+    let store = Store::open(&bad, key()).unwrap();
+    let e = store.seal_unkeyed_journal().unwrap_err();
+    assert!(e.to_string().contains("broken at entry 7"), "{e}");
+    assert!(!store.verify_journal().unwrap().is_intact(), "a broken old journal stays unverifiable");
+    assert_eq!(sealing(&dir.path().join("none.db")).unwrap(), Sealing::Empty);
+}
+
+#[test]
+fn removing_every_entry_behind_a_checkpoint_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kasa.db");
+    let store = Store::open(&path, key()).unwrap();
+    for i in 0..5 {
+        store.write(|tx| tx.append_journal(&sale(&format!("S{i}")).opened_record(), NOW)).unwrap();
+    }
+    let last = store.journal_page(4, 1).unwrap().remove(0);
+    store.write(|tx| tx.set_journal_checkpoint(last.seq, &last.hash, NOW)).unwrap();
+    drop(store);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch("DROP TRIGGER journal_no_delete; DELETE FROM journal; DELETE FROM journal_head;").unwrap();
+    drop(c);
+    let b = Store::open(&path, key()).unwrap().verify_journal().unwrap().first_break.expect("found");
+    assert_eq!((b.seq, b.kind), (5, kasa_core::journal::BreakKind::Truncated), "{}", b.reason);
 }

@@ -59,7 +59,9 @@ fn a_forged_head_is_found() {
     // The head moved back to the new last entry, sealed without the key.
     let forged = Mark { seq: 8, hash: c[7].hash.clone(), mac: "00".repeat(32) };
     let b = check(&k, &c, Some(&forged)).first_break.unwrap();
-    assert_eq!((b.seq, b.kind), (8, BreakKind::Truncated));
+    assert_eq!((b.seq, b.kind), (9, BreakKind::Truncated), "{}", b.reason);
+    let b = check(&k, &c, None).first_break.unwrap();
+    assert_eq!((b.seq, b.kind), (9, BreakKind::Truncated), "no head at all: {}", b.reason);
 }
 
 #[test]
@@ -86,8 +88,8 @@ fn a_chain_rebuilt_without_the_key_fails_at_its_first_entry() {
     }
     let their_head = head_of(&theirs, &rebuilt);
     let b = check(&k, &rebuilt, their_head.as_ref()).first_break.unwrap();
-    assert_eq!(b.kind, BreakKind::Truncated, "the head sealed with another key is refused first");
-    // Even with the real head left in place, the first entry is refused.
+    assert_eq!((b.seq, b.kind), (1, BreakKind::Edited), "found at the first entry: {}", b.reason);
+    // With the real head left in place, the same.
     let real_head = head_of(&k, &c);
     let b = check(&k, &rebuilt, real_head.as_ref()).first_break.unwrap();
     assert_eq!((b.seq, b.kind), (1, BreakKind::Edited));

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use kasa_engine::{Clock, Config, Engine, Env, ErrorCode};
+use kasa_engine::{Clock, Config, Credentials, Engine, Env, ErrorCode};
 use kasa_sim::{Sandbox, SandboxConfig};
 
 use super::MANAGER_PIN;
@@ -144,5 +144,32 @@ async fn a_session_ends_after_the_idle_time_and_is_checked_on_every_privileged_c
     engine.shutdown().await;
     let engine = start(&sandbox, dir.path(), &clock).await;
     assert_eq!(engine.queue(&s, 10).await.unwrap_err().code, ErrorCode::NotAuthorized);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_journal_sealed_with_a_key_the_keyring_lost_is_refused_and_another_key_shows_it_broken() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::shifted();
+    let engine = start(&sandbox, dir.path(), &clock).await;
+    engine.set_first_manager_pin(MANAGER_PIN).await.unwrap();
+    engine.shutdown().await;
+    drop(engine);
+
+    let config = Config::local(dir.path().to_path_buf(), &sandbox.tokenx_url(), &sandbox.finix_url(), None)
+        .with_local_systems(|name| sandbox.url(name));
+    let lost = Config::local_secrets().without("journal.key");
+    let e = Engine::start(config.clone(), &lost).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::Setup);
+    assert!(e.message.contains("restore the register's `journal.key`"), "{}", e.message);
+    assert!(lost.get("journal.key").is_err(), "no new key was made over the old journal");
+
+    // Another key (a wrong restore): the register starts, and says the journal is broken.
+    let wrong = Config::local_secrets();
+    Credentials::set(&wrong, "journal.key", &"ab".repeat(32)).unwrap();
+    let engine = Engine::start(config, &wrong).await.unwrap();
+    let problem = engine.status().journal_problem.expect("shown in the status bar");
+    assert!(problem.contains("entry 1"), "{problem}");
     engine.shutdown().await;
 }
