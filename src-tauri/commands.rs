@@ -272,6 +272,6 @@ pub async fn export_journal_csv(
 
 /// Verifies the whole journal chain now.
 #[tauri::command]
-pub async fn verify_journal(shell: State<'_, Shell>) -> Res<kasa_core::journal::Verification> {
-    shell.engine()?.verify_journal().await
+pub async fn verify_journal(shell: State<'_, Shell>, session: String) -> Res<kasa_core::journal::Verification> {
+    shell.engine()?.verify_journal_as_manager(&session).await
 }

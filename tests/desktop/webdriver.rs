@@ -162,6 +162,25 @@ impl Session {
         self.send(reqwest::Method::POST, &format!("/element/{}/click", e.0), Some(json!({}))).await;
     }
 
+    /// Runs `script` in the page as WebDriver's asynchronous script (it ends by calling its last
+    /// argument with the result), allowing it `timeout`; the result.
+    pub async fn execute_async(&self, script: &str, timeout: Duration) -> Value {
+        let ms = timeout.as_millis() as u64;
+        self.send(reqwest::Method::POST, "/timeouts", Some(json!({ "script": ms }))).await;
+        let v: Value = self
+            .http
+            .post(format!("{}/execute/async", self.base))
+            .timeout(timeout + Duration::from_secs(10))
+            .json(&json!({ "script": script, "args": [] }))
+            .send()
+            .await
+            .expect("WebDriver request")
+            .json()
+            .await
+            .expect("WebDriver JSON");
+        v["value"].clone()
+    }
+
     /// Types `text` into an input (WebDriver's element send keys).
     pub async fn type_text(&self, e: &Element, text: &str) {
         self.send(reqwest::Method::POST, &format!("/element/{}/value", e.0), Some(json!({ "text": text }))).await;

@@ -75,7 +75,7 @@ export const api = {
   saleDetail: (session: string, saleId: string) => call<SaleDetail>("sale_detail", { session, saleId }),
   exportJournalCsv: (session: string, from: string | null, to: string | null) =>
     call<string>("export_journal_csv", { session, from, to }),
-  verifyJournal: () => call<Verification>("verify_journal"),
+  verifyJournal: (session: string) => call<Verification>("verify_journal", { session }),
   xReport: (session: string) => call<ShiftReport>("x_report", { session }),
   zReport: (session: string, counted: Money, note: string | null, nextFloat: Money) =>
     call<ShiftReport>("z_report", { session, counted, note, nextFloat }),

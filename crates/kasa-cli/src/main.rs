@@ -698,7 +698,7 @@ async fn run(cli: Cli) -> Result<()> {
                     let first = from_ms.map(|ms| store.journal_seq_at(ms)).transpose()?.unwrap_or(1);
                     let end = match to_ms {
                         Some(ms) => store.journal_seq_at(ms)?,
-                        None => store.journal_stats()?.entries + 1,
+                        None => store.journal_end()?,
                     };
                     let mut out: Box<dyn std::io::Write> = match out {
                         Some(p) => Box::new(std::io::BufWriter::with_capacity(

@@ -93,7 +93,9 @@ pub fn movements(before: Option<&Sale>, after: &Sale) -> Result<Vec<Movement>, M
         |id: &str| before.is_some_and(|b| b.refunds.iter().any(|r| r.id == id && r.state == RefundState::Done));
     for r in after.refunds.iter().filter(|r| r.state == RefundState::Done && !r.unexpected && !was_done(&r.id)) {
         let Some(p) = after.payments.get(r.payment as usize) else { continue };
-        let voiding = matches!(after.state, SaleState::Voiding | SaleState::Cancelled) && !after.state.is_paid();
+        // Given back before the sale was ever paid in full: a void, whatever state it is in now
+        // (a void whose refund failed waits for a manager).
+        let voiding = after.paid_at.is_none();
         for (rate, amount) in share_by_rate(after, r.amount)? {
             out.push(Movement {
                 refund_id: Some(r.id.clone()),

@@ -139,12 +139,22 @@ impl Engine {
             })?;
             Ok(())
         })
-        .await
+        .await?;
+        // Whoever knew the old PIN is logged out.
+        self.sessions().last_used.clear();
+        Ok(())
     }
 
     /// Checks a PIN and opens a manager session.
     pub async fn manager_login(&self, pin: &str) -> Result<ManagerSession, ApiError> {
         self.verify_pin(pin).await?;
+        if valid_pin(pin).is_err() {
+            return Err(ApiError::new(
+                ErrorCode::Setup,
+                "This PIN is shorter than 6 digits (an older Kasa allowed it): change it with `kasa manager set-pin` \
+                 (the current PIN, then a new one of 6 to 12 digits, on two lines).",
+            ));
+        }
         let mut bytes = [0u8; 16];
         rand::fill(&mut bytes);
         let token = hex::encode(bytes);
@@ -191,8 +201,13 @@ impl Engine {
         self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The idle time, kept between 30 s and an hour whatever the configuration says.
     fn idle_logout(&self) -> Duration {
-        self.inner.config.manager.idle_logout_secs.map_or(DEFAULT_IDLE_LOGOUT, Duration::from_secs)
+        self.inner
+            .config
+            .manager
+            .idle_logout_secs
+            .map_or(DEFAULT_IDLE_LOGOUT, |s| Duration::from_secs(s.clamp(30, 3600)))
     }
 
     /// Checks a PIN against the stored hash, with the lockout: counted first, checked after,

@@ -92,7 +92,7 @@ impl Engine {
                 let first = from_ms.map(|ms| s.journal_seq_at(ms)).transpose()?.unwrap_or(1);
                 let end = match to_ms {
                     Some(ms) => s.journal_seq_at(ms)?,
-                    None => s.journal_stats()?.entries + 1,
+                    None => s.journal_end()?,
                 };
                 crate::owner::create_private_dir(&dir).map_err(|e| setup_io(&dir, e))?;
                 let file = std::fs::File::create(&p2).map_err(|e| setup_io(&p2, e))?;

@@ -53,6 +53,18 @@ impl Engine {
         self.verify_journal_in(false).await
     }
 
+    /// [`Engine::verify_journal`] for the manager area (session; journaled).
+    pub async fn verify_journal_as_manager(&self, session: &str) -> Result<Verification, ApiError> {
+        self.authorize(session).await?;
+        let v = self.verify_journal_in(false).await?;
+        self.journal_manager_action(
+            "journal_verified",
+            serde_json::json!({ "entries": v.entries, "intact": v.is_intact() }),
+        )
+        .await?;
+        Ok(v)
+    }
+
     /// Verifies the journal (from its checkpoint when `fast`). Intact, the checkpoint moves to
     /// the end verified; broken, the break is journaled and shown in the
     /// status bar.

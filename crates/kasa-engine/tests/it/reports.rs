@@ -60,7 +60,7 @@ fn expected(sales: &[Sale]) -> Expected {
         }
         for r in s.refunds.iter().filter(|r| r.state == RefundState::Done && !r.unexpected) {
             *e.given_back.entry(method(s.payments[r.payment as usize].method())).or_default() += r.amount.minor;
-            if voided {
+            if s.paid_at.is_none() {
                 e.voided += r.amount.minor;
             } else {
                 e.refunds += 1;
