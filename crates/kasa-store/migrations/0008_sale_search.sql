@@ -5,6 +5,9 @@
 ALTER TABLE sales ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sales ADD COLUMN plate TEXT;
 ALTER TABLE sales ADD COLUMN methods TEXT NOT NULL DEFAULT '';
+-- The sale's document in `sales_text` (an explicit number: the implicit rowid of `sales`, whose
+-- key is text, may change in a VACUUM).
+ALTER TABLE sales ADD COLUMN text_doc INTEGER;
 
 CREATE INDEX sales_created ON sales (created_ms, sale_id);
 CREATE INDEX sales_plate ON sales (plate, created_ms);
@@ -14,7 +17,7 @@ CREATE INDEX sales_state_created ON sales (state, created_ms, sale_id);
 DROP INDEX IF EXISTS sales_order;
 DROP INDEX IF EXISTS sales_state;
 
-CREATE VIRTUAL TABLE sales_text USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE sales_text USING fts5(sale_id UNINDEXED, text, tokenize = 'unicode61 remove_diacritics 2');
 
 INSERT INTO settings (key, value) VALUES ('search_indexed', '0')
     ON CONFLICT (key) DO UPDATE SET value = '0';

@@ -33,9 +33,14 @@ impl Tx<'_> {
         if before.is_some_and(|b| text_of(b) == text) {
             return Ok(());
         }
-        let rowid: i64 = self.conn().row("SELECT rowid FROM sales WHERE sale_id = ?1", [&sale.id.0], |r| r.get(0))?;
-        self.conn().run("DELETE FROM sales_text WHERE rowid = ?1", [rowid])?;
-        self.conn().run("INSERT INTO sales_text (rowid, text) VALUES (?1, ?2)", params![rowid, text])?;
+        let doc: Option<i64> =
+            self.conn().row("SELECT text_doc FROM sales WHERE sale_id = ?1", [&sale.id.0], |r| r.get(0))?;
+        if let Some(doc) = doc {
+            self.conn().run("DELETE FROM sales_text WHERE rowid = ?1", [doc])?;
+        }
+        self.conn().run("INSERT INTO sales_text (sale_id, text) VALUES (?1, ?2)", params![sale.id.0, text])?;
+        let doc = self.conn().last_insert_rowid();
+        self.conn().run("UPDATE sales SET text_doc = ?2 WHERE sale_id = ?1", params![sale.id.0, doc])?;
         Ok(())
     }
 }
@@ -107,7 +112,11 @@ impl Store {
             }
         }
         if let Some(text) = q.text.as_deref().and_then(fts_query) {
-            arg(&mut sql, " AND rowid IN (SELECT rowid FROM sales_text WHERE sales_text MATCH ?)", Value::Text(text));
+            arg(
+                &mut sql,
+                " AND sale_id IN (SELECT sale_id FROM sales_text WHERE sales_text MATCH ?)",
+                Value::Text(text),
+            );
         }
         if let Some(after) = &q.after {
             let (ms, id) = after

@@ -683,3 +683,24 @@ fn removing_every_entry_behind_a_checkpoint_is_found() {
     let b = Store::open(&path, key()).unwrap().verify_journal().unwrap().first_break.expect("found");
     assert_eq!((b.seq, b.kind), (5, kasa_core::journal::BreakKind::Truncated), "{}", b.reason);
 }
+
+#[test]
+fn words_still_find_their_own_sale_after_a_vacuum_renumbers_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kasa.db");
+    let store = Store::open(&path, key()).unwrap();
+    for id in ["A1", "B2", "C3", "D4"] {
+        store.write(|tx| tx.put_sale(&sale(id))).unwrap();
+    }
+    drop(store);
+    // Someone tidies the file by hand: a row gone, the file vacuumed (rowids may change).
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch("DELETE FROM sales WHERE sale_id = 'A1'; VACUUM;").unwrap();
+    drop(c);
+    let store = Store::open(&path, key()).unwrap();
+    for id in ["B2", "C3", "D4"] {
+        let q = kasa_core::search::SaleQuery { text: Some(id.into()), ..Default::default() };
+        let found: Vec<String> = store.search_sales(&q).unwrap().sales.into_iter().map(|s| s.id.0).collect();
+        assert_eq!(found, [id], "the words of {id}");
+    }
+}

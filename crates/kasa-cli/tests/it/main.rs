@@ -161,7 +161,13 @@ fn status_orders_sale_and_queue_against_a_standalone_sandbox() {
     let (ok, _, err) = run(&["status"]);
     assert!(!ok);
     assert!(err.contains("there is no Kasa database at") && err.contains("a register creates it"), "{err}");
+    for look in [&["journal", "verify"][..], &["journal", "export"], &["journal", "report", "x"]] {
+        let (ok, _, err) = run(look);
+        assert!(!ok, "{look:?}");
+        assert!(err.contains("there is no Kasa database at"), "{look:?}: {err}");
+    }
     assert!(!dir.path().join("kasa-data").join("kasa.db").exists(), "a look creates no database");
+    assert!(!dir.path().join("kasa-data").exists(), "nor its directory");
     // With no register running, the orders come from the cloud itself.
     let (ok, orders, err) = run(&["orders"]);
     assert!(ok, "{err}");

@@ -204,6 +204,14 @@ async fn x_and_z_reports_add_up_the_journaled_sales_and_z_numbers_run_without_ga
         assert_eq!(z.difference, Some(tl(-150)));
         assert_eq!(engine.z_report_by_number(&session, shift + 1).await.unwrap(), z);
 
+        // Printed on the receipt printer, as the manager reads it.
+        engine.print_report(&session, z.number).await.unwrap();
+        let printed = sandbox.printer.jobs().last().unwrap().text();
+        assert!(
+            printed.contains(&format!("Z REPORT No {}", shift + 1)) && printed.contains("Cash expected"),
+            "{printed}"
+        );
+
         // A new shift starts empty.
         let next = engine.x_report(&session).await.unwrap();
         assert_eq!((next.sales, next.gross.minor, next.voids), (0, 0, 0));
