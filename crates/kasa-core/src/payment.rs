@@ -39,6 +39,25 @@ pub enum MethodKind {
     Settle,
 }
 
+impl MethodKind {
+    /// The stable lower-case name stored in the database (`card`, `cash`, `mobilepay`, `settle`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MethodKind::Card => "card",
+            MethodKind::Cash => "cash",
+            MethodKind::MobilePay => "mobilepay",
+            MethodKind::Settle => "settle",
+        }
+    }
+
+    /// From its stored name.
+    pub fn parse(name: &str) -> Option<MethodKind> {
+        [MethodKind::Card, MethodKind::Cash, MethodKind::MobilePay, MethodKind::Settle]
+            .into_iter()
+            .find(|m| m.as_str() == name)
+    }
+}
+
 impl PayMethod {
     /// The method's kind.
     pub fn kind(&self) -> MethodKind {

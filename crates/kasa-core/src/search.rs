@@ -67,29 +67,10 @@ pub fn plate_of(sale: &Sale) -> Option<String> {
 
 /// The methods the sale was paid by, as stored for search: `,card,cash,`.
 pub fn methods_of(sale: &Sale) -> String {
-    let mut names: Vec<&str> = sale
-        .payments
-        .iter()
-        .map(|p| match p.method() {
-            MethodKind::Card => "card",
-            MethodKind::Cash => "cash",
-            MethodKind::MobilePay => "mobilepay",
-            MethodKind::Settle => "settle",
-        })
-        .collect();
+    let mut names: Vec<&str> = sale.payments.iter().map(|p| p.method().as_str()).collect();
     names.sort_unstable();
     names.dedup();
     if names.is_empty() { String::new() } else { format!(",{},", names.join(",")) }
-}
-
-/// The stored name of a method, as in [`methods_of`].
-pub fn method_name(m: MethodKind) -> &'static str {
-    match m {
-        MethodKind::Card => "card",
-        MethodKind::Cash => "cash",
-        MethodKind::MobilePay => "mobilepay",
-        MethodKind::Settle => "settle",
-    }
 }
 
 /// The words a sale is found by in free-text search.

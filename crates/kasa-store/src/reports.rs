@@ -21,25 +21,6 @@ pub struct LastZ {
     pub report: ShiftReport,
 }
 
-fn method_name(m: MethodKind) -> &'static str {
-    match m {
-        MethodKind::Card => "card",
-        MethodKind::Cash => "cash",
-        MethodKind::MobilePay => "mobilepay",
-        MethodKind::Settle => "settle",
-    }
-}
-
-fn method_of(s: &str) -> Option<MethodKind> {
-    Some(match s {
-        "card" => MethodKind::Card,
-        "cash" => MethodKind::Cash,
-        "mobilepay" => MethodKind::MobilePay,
-        "settle" => MethodKind::Settle,
-        _ => return None,
-    })
-}
-
 impl Tx<'_> {
     /// Records what storing `after` (over `before`) changed in money.
     pub(crate) fn record_movements(&self, before: Option<&Sale>, after: &Sale) -> Result<(), StoreError> {
@@ -54,7 +35,7 @@ impl Tx<'_> {
                     m.sale_id,
                     m.kind.as_str(),
                     m.refund_id,
-                    m.method.map(method_name),
+                    m.method.map(MethodKind::as_str),
                     m.vat_rate_bp,
                     m.amount.minor,
                     m.vat.minor,
@@ -129,7 +110,7 @@ fn movements_after(c: &Connection, after: i64) -> Result<Vec<(i64, Movement)>, S
                 kind,
                 sale_id,
                 refund_id,
-                method: method.as_deref().and_then(method_of),
+                method: method.as_deref().and_then(MethodKind::parse),
                 vat_rate_bp,
                 amount: Money::new(amount, currency),
                 vat: Money::new(vat, currency),

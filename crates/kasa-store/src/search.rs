@@ -1,7 +1,7 @@
 //! The manager's search over sales: filters served by indexes, pages by keyset.
 
 use crate::Cached;
-use kasa_core::search::{SaleQuery, fts_query, method_name, methods_of, plate_key, plate_of, text_of};
+use kasa_core::search::{SaleQuery, fts_query, methods_of, plate_key, plate_of, text_of};
 use kasa_core::{Sale, SaleState};
 use rusqlite::params;
 use rusqlite::types::Value;
@@ -93,7 +93,7 @@ impl Store {
             arg(&mut sql, " AND order_id = ?", Value::Text(order.to_string()));
         }
         if let Some(m) = q.method {
-            arg(&mut sql, " AND instr(methods, ?) > 0", Value::Text(format!(",{},", method_name(m))));
+            arg(&mut sql, " AND instr(methods, ?) > 0", Value::Text(format!(",{},", m.as_str())));
         }
         if let Some(min) = q.min_minor {
             arg(&mut sql, " AND total_minor >= ?", Value::Integer(min));

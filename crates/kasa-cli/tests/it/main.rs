@@ -281,23 +281,10 @@ fn reading_commands_beside_a_register_mid_card_sale_leave_it_alone() {
 /// lockout, kept in the database, stops the guesses all the same.
 #[test]
 fn pin_guesses_through_the_cli_are_stopped_by_the_lockout_across_processes() {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let cfg = kasa_cfg(dir.path(), &data);
-    let run = |args: &[&str], stdin: &str| {
-        let mut child = kasa()
-            .args(args)
-            .args(["--sandbox-credentials", "--config"])
-            .arg(&cfg)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let run = |args: &[&str], stdin: &str| kasa_with_stdin(&cfg, args, stdin);
     let out = run(&["manager", "set-pin"], "1234\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("6 to 12 digits"), "a short PIN is refused");
     let out = run(&["manager", "set-pin"], "246810\n");
@@ -323,24 +310,13 @@ fn pin_guesses_through_the_cli_are_stopped_by_the_lockout_across_processes() {
 /// only (beside no register, and it creates nothing), the Z closes the shift with the PIN.
 #[test]
 fn journal_export_and_reports_from_the_cli() {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let out = kasa().args(["demo", "--sales", "2", "--data-dir"]).arg(&data).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cfg = kasa_cfg(dir.path(), &data);
     let run = |args: &[&str], stdin: &str| {
-        let mut child = kasa()
-            .args(args)
-            .args(["--sandbox-credentials", "--config"])
-            .arg(&cfg)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = kasa_with_stdin(&cfg, args, stdin);
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -379,4 +355,20 @@ fn journal_export_and_reports_from_the_cli() {
     let (ok, _, err) = run(&["journal", "export", "--format", "pdf", "--out", zs.to_str().unwrap()], "");
     assert!(ok, "{err}");
     assert!(std::fs::read(&zs).unwrap().starts_with(b"%PDF"));
+}
+
+/// Runs `kasa ARGS --sandbox-credentials --config CFG` with `stdin` on its standard input.
+fn kasa_with_stdin(cfg: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = kasa()
+        .args(args)
+        .args(["--sandbox-credentials", "--config"])
+        .arg(cfg)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
 }
