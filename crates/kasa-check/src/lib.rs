@@ -248,6 +248,7 @@ pub fn verify_with(
     mp_orders.retain(|_, sales| sales.len() > 1);
     ensure!(mp_orders.is_empty(), "{label}: no pump order paid by MobilePay in two sales: {mp_orders:?}");
     let receipts = verify_fiscal(store, &sales, sandbox, label)?;
+    verify_reports(store, &sales, label)?;
     Ok(Checked {
         receipts,
         sales: sales.len(),
@@ -255,6 +256,55 @@ pub fn verify_with(
         charges: kept,
         taken_over,
     })
+}
+
+/// The shift reports add up to the sales: every movement the register recorded, added up as an
+/// X report does, equals per method the payments and the money given back of the stored sales
+/// (unexpected charges aside), and the sales paid in full and voided.
+pub fn verify_reports(store: &Store, sales: &[Sale], label: &str) -> Result<(), String> {
+    use kasa_core::report::{ReportHead, ReportKind, add_up};
+    let Some(currency) = sales.first().map(|s| s.basket.currency) else { return Ok(()) };
+    let zero = kasa_core::Money::new(0, currency);
+    let head = ReportHead {
+        kind: ReportKind::X,
+        number: None,
+        register: String::new(),
+        opened_at: None,
+        at: String::new(),
+        currency,
+        opening_float: zero,
+    };
+    let movements = store.movements_after(0).map_err(|e| e.to_string())?;
+    let r = add_up(head, movements).map_err(|e| e.to_string())?;
+    for m in [MethodKind::Cash, MethodKind::Card, MethodKind::MobilePay, MethodKind::Settle] {
+        let paid: i64 =
+            sales.iter().flat_map(|s| &s.payments).filter(|p| p.method() == m).map(|p| p.amount.minor).sum();
+        let back: i64 = sales
+            .iter()
+            .flat_map(|s| s.refunds.iter().map(move |r| (s, r)))
+            .filter(|(s, r)| {
+                r.state == RefundState::Done && !r.unexpected && s.payments[r.payment as usize].method() == m
+            })
+            .map(|(_, r)| r.amount.minor)
+            .sum();
+        let t = r.methods.iter().find(|t| t.method == m).ok_or("every method is in the report")?;
+        ensure_eq!(
+            (t.paid.minor, t.refunded.minor),
+            (paid, back),
+            "{label}: the reports' {} (paid, given back) are the sales' {:?}",
+            m.as_str(),
+            (paid, back)
+        );
+    }
+    let paid_sales: Vec<&Sale> = sales.iter().filter(|s| s.paid_at.is_some()).collect();
+    let gross: i64 = paid_sales.iter().map(|s| s.total().map_or(0, |t| t.minor)).sum();
+    let voids = sales.iter().filter(|s| s.state == SaleState::Cancelled).count() as u32;
+    ensure_eq!(
+        (r.sales, r.gross.minor, r.voids),
+        (paid_sales.len() as u32, gross, voids),
+        "{label}: the reports' sales, gross and voids are the stored sales'"
+    );
+    Ok(())
 }
 
 /// Fiscalization: every receipt of a fiscalized sale (its own once paid in full, one per
@@ -340,25 +390,16 @@ pub fn register_books(sales: &[Sale]) -> BTreeMap<&'static str, Books> {
     let mut books: BTreeMap<&'static str, Books> = BTreeMap::new();
     for s in sales {
         for p in s.payments.iter().chain(&s.unexpected) {
-            books.entry(method_name(p.method())).or_default().taken += p.amount.minor;
+            books.entry(p.method().as_str()).or_default().taken += p.amount.minor;
         }
         for r in s.refunds.iter().filter(|r| r.state == RefundState::Done) {
             let list = if r.unexpected { &s.unexpected } else { &s.payments };
             if let Some(p) = list.get(r.payment as usize) {
-                books.entry(method_name(p.method())).or_default().given_back += r.amount.minor;
+                books.entry(p.method().as_str()).or_default().given_back += r.amount.minor;
             }
         }
     }
     books
-}
-
-fn method_name(m: MethodKind) -> &'static str {
-    match m {
-        MethodKind::Card => "card",
-        MethodKind::Cash => "cash",
-        MethodKind::MobilePay => "mobilepay",
-        MethodKind::Settle => "settle",
-    }
 }
 
 /// A decimal amount of the wire (`123.45`) in minor units of `currency`.

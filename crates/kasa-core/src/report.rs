@@ -108,8 +108,9 @@ pub fn movements(before: Option<&Sale>, after: &Sale) -> Result<Vec<Movement>, M
             });
         }
     }
-    let was_paid = before.is_some_and(|b| b.state.is_paid());
-    if after.state.is_paid() && !was_paid {
+    // Paid in full once, whatever states it passes through later.
+    let was_paid = before.is_some_and(|b| b.paid_at.is_some());
+    if after.paid_at.is_some() && !was_paid {
         for (rate, vat, gross) in after.basket.vat_breakdown()? {
             out.push(Movement { vat_rate_bp: Some(rate), amount: gross, vat, ..base(MovementKind::Sale) });
         }

@@ -51,7 +51,7 @@ fn expected(sales: &[Sale]) -> Expected {
         if voided {
             e.voids += 1;
         }
-        if s.state.is_paid() {
+        if s.paid_at.is_some() {
             e.sales += 1;
             e.gross += s.total().unwrap().minor;
             for (rate, _, gross) in s.basket.vat_breakdown().unwrap() {
