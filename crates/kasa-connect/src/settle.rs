@@ -82,6 +82,10 @@ pub mod wire {
         pub id: String,
         #[serde(default)]
         pub argstring: String,
+        /// Not in Settle's scan callbacks; read so that a callback naming an amount can be
+        /// checked against the attempt's.
+        #[serde(default)]
+        pub amount: Option<i64>,
     }
 }
 
@@ -332,11 +336,25 @@ impl SettleClient {
     }
 }
 
-/// Reads a scan callback's body: `(scan token, argstring)` of a `shortlink_scanned` event.
-pub fn parse_scan(body: &[u8]) -> Result<(String, String), String> {
+/// A `shortlink_scanned` callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    /// The scan token a payment request is made with.
+    pub token: String,
+    /// The QR code's argstring: the attempt's `pos_tid`.
+    pub pos_tid: String,
+    /// An amount, if the callback names one (Settle's scans do not).
+    pub amount: Option<i64>,
+}
+
+/// Reads a scan callback's body.
+pub fn parse_scan(body: &[u8]) -> Result<Scan, String> {
     let c: wire::Callbacked = serde_json::from_slice(body).map_err(|e| format!("not a Settle callback: {e}"))?;
     if c.meta.event != "shortlink_scanned" {
         return Err(format!("unexpected Settle event '{}'", c.meta.event));
     }
-    Ok((c.object.id, c.object.argstring))
+    if !c.object.id.starts_with("token:") || c.object.argstring.is_empty() {
+        return Err("a scan callback names no scan token or no argstring".into());
+    }
+    Ok(Scan { token: c.object.id, pos_tid: c.object.argstring, amount: c.object.amount })
 }

@@ -160,14 +160,14 @@ impl Engine {
         let token = hex::encode(bytes);
         let now = self.now();
         self.sessions().last_used.insert(token.clone(), now);
-        self.journal_manager_action("manager_login", serde_json::json!({})).await?;
+        self.journal_event("manager_login", serde_json::json!({})).await?;
         Ok(ManagerSession { token, idle_logout_secs: self.idle_logout().as_secs() })
     }
 
     /// Ends a session.
     pub async fn manager_logout(&self, token: &str) -> Result<(), ApiError> {
         if self.sessions().last_used.remove(token).is_some() {
-            self.journal_manager_action("manager_logout", serde_json::json!({ "why": "asked" })).await?;
+            self.journal_event("manager_logout", serde_json::json!({ "why": "asked" })).await?;
         }
         Ok(())
     }
@@ -192,7 +192,7 @@ impl Engine {
             }
         };
         if expired {
-            self.journal_manager_action("manager_logout", serde_json::json!({ "why": "idle" })).await?;
+            self.journal_event("manager_logout", serde_json::json!({ "why": "idle" })).await?;
         }
         Err(ApiError::new(ErrorCode::NotAuthorized, "The manager session has ended: log in with the manager PIN."))
     }
@@ -300,7 +300,7 @@ impl Engine {
         }
     }
 
-    pub(crate) async fn journal_manager_action(&self, kind: &str, data: serde_json::Value) -> Result<(), ApiError> {
+    pub(crate) async fn journal_event(&self, kind: &str, data: serde_json::Value) -> Result<(), ApiError> {
         let at = self.now();
         let rec = journal(kind, data);
         self.db(move |s| Ok(s.write(|tx| tx.append_journal(&rec, at))?)).await.map(|_| ())

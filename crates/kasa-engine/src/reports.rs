@@ -30,7 +30,7 @@ impl Engine {
                 shift(head, float, last.as_ref(), ReportKind::X, movements)
             })
             .await?;
-        self.journal_manager_action("x_report", serde_json::json!({ "last_movement": report.last_movement })).await?;
+        self.journal_event("x_report", serde_json::json!({ "last_movement": report.last_movement })).await?;
         Ok(report)
     }
 
@@ -183,7 +183,7 @@ impl Engine {
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         sent.map_err(|e| ApiError::new(ErrorCode::Offline, format!("The report did not print: {e}")))?;
-        self.journal_manager_action("report_printed", serde_json::json!({ "z": number })).await
+        self.journal_event("report_printed", serde_json::json!({ "z": number })).await
     }
 
     /// The X report now, or Z report `number`, as an A4 PDF with the embedded font.
@@ -202,7 +202,7 @@ impl Engine {
             None => format!("x-{}.pdf", self.now().unix_timestamp()),
         };
         let path = self.write_export("reports", &name, pdf).await?;
-        self.journal_manager_action("report_exported", serde_json::json!({ "z": number, "file": path })).await?;
+        self.journal_event("report_exported", serde_json::json!({ "z": number, "file": path })).await?;
         Ok(path)
     }
 

@@ -103,7 +103,7 @@ impl Engine {
                 Ok(s.export_journal_csv(first, end, &mut out, &mut progress)?)
             })
             .await?;
-        self.journal_manager_action(
+        self.journal_event(
             "journal_exported",
             serde_json::json!({ "from": from, "to": to, "entries": written, "file": path }),
         )

@@ -57,11 +57,8 @@ impl Engine {
     pub async fn verify_journal_as_manager(&self, session: &str) -> Result<Verification, ApiError> {
         self.authorize(session).await?;
         let v = self.verify_journal_in(false).await?;
-        self.journal_manager_action(
-            "journal_verified",
-            serde_json::json!({ "entries": v.entries, "intact": v.is_intact() }),
-        )
-        .await?;
+        self.journal_event("journal_verified", serde_json::json!({ "entries": v.entries, "intact": v.is_intact() }))
+            .await?;
         Ok(v)
     }
 

@@ -29,7 +29,7 @@ impl Engine {
         let finix = &self.inner.providers.finix;
         let device = if active { finix.activate(id).await } else { finix.deactivate(id).await };
         device.map_err(|e| connect_error(&e))?;
-        self.journal_manager_action(
+        self.journal_event(
             if active { "terminal_activated" } else { "terminal_deactivated" },
             serde_json::json!({ "device": id }),
         )
@@ -61,8 +61,7 @@ impl Engine {
             )
             .await
             .map_err(|e| connect_error(&e))?;
-        self.journal_manager_action("terminal_created", serde_json::json!({ "device": device.id, "model": model }))
-            .await?;
+        self.journal_event("terminal_created", serde_json::json!({ "device": device.id, "model": model })).await?;
         Ok(device)
     }
 }

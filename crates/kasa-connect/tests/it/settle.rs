@@ -93,9 +93,9 @@ async fn rig() -> Rig {
 async fn scan(r: &mut Rig, pos_tid: &str) -> String {
     r.settle.scan(pos_tid).await.unwrap();
     let body = tokio::time::timeout(Duration::from_secs(5), r.scans.recv()).await.unwrap().unwrap();
-    let (token, argstring) = parse_scan(&body).unwrap();
-    assert_eq!(argstring, pos_tid);
-    token
+    let scan = parse_scan(&body).unwrap();
+    assert_eq!((scan.pos_tid.as_str(), scan.amount), (pos_tid, None));
+    scan.token
 }
 
 #[tokio::test]

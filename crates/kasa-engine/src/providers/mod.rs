@@ -172,7 +172,7 @@ pub(crate) fn qr(engine: &Engine, attempt: &Attempt) -> Option<String> {
             .reference
             .as_deref()
             .zip(engine.inner.providers.settle.as_ref())
-            .map(|(pos_tid, settle)| settle.qr_url(pos_tid)),
+            .map(|(pos_tid, settle)| settle.qr_url(pos_tid, attempt.amount)),
         MethodKind::MobilePay => mobilepay::terminal_qr(engine),
         MethodKind::Card | MethodKind::Cash => None,
     }

@@ -46,11 +46,13 @@ pub struct SettleConfig {
     pub pos_id: String,
     /// The merchant's shortlink id (the QR codes point at it).
     pub shortlink_id: String,
-    /// Where Kasa listens for Settle's scan callbacks (`host:port`; port 0 picks one).
+    /// Where Kasa listens for Settle's scan callbacks (`host:port`; port 0 picks one). Loopback
+    /// unless set: Settle reaches the register through a relay (a reverse proxy or tunnel that
+    /// terminates HTTPS) that forwards to this address.
     #[serde(default = "default_callback_listen")]
     pub callback_listen: String,
-    /// The address Settle posts scans to, when it differs from the listening address (a
-    /// public URL relayed to it).
+    /// The public HTTPS address Settle posts scans to, relayed to `callback_listen` (Kasa adds
+    /// a secret path segment of its own). Required when `callback_listen` is not loopback.
     #[serde(default)]
     pub callback_url: Option<String>,
 }
@@ -62,13 +64,25 @@ fn default_callback_listen() -> String {
 impl SettleConfig {
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
         check_url(&self.base_url)?;
-        if self.callback_listen.parse::<std::net::SocketAddr>().is_err() {
+        let Ok(listen) = self.callback_listen.parse::<std::net::SocketAddr>() else {
             return Err(ConfigError::Invalid(format!(
                 "settle.callback_listen '{}' is not host:port (e.g. 127.0.0.1:8085)",
                 self.callback_listen
             )));
+        };
+        match &self.callback_url {
+            Some(url) if !url.starts_with("https://") && !listen.ip().is_loopback() => {
+                Err(ConfigError::Invalid(format!(
+                    "settle.callback_url '{url}' is not https://; Settle must reach an exposed callback over HTTPS"
+                )))
+            }
+            Some(url) => check_url(url),
+            None if !listen.ip().is_loopback() => Err(ConfigError::Invalid(format!(
+                "settle.callback_listen '{}' is not loopback; set settle.callback_url to the public https:// address                  that relays to it, or listen on 127.0.0.1",
+                self.callback_listen
+            ))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The sandbox's demo merchant at `base_url`.
@@ -123,8 +137,10 @@ impl Settle {
         self.ready.load(Ordering::SeqCst)
     }
 
-    /// The text of the QR code for `pos_tid`.
-    pub(crate) fn qr_url(&self, pos_tid: &str) -> String {
+    /// The text of the QR code for `pos_tid`, shown for a payment of `amount`: from now on a
+    /// scan of it is expected.
+    pub(crate) fn qr_url(&self, pos_tid: &str, amount: Money) -> String {
+        self.scans.expect(pos_tid, amount);
         self.client.qr_url(pos_tid)
     }
 }
@@ -134,12 +150,14 @@ pub(crate) async fn start(engine: &Engine) -> Result<(), ApiError> {
     let (Some(settle), Some(c)) = (&engine.inner.providers.settle, &engine.inner.config.systems.settle) else {
         return Ok(());
     };
-    let (addr, server) = scans::serve(engine.env().listener.as_ref(), &c.callback_listen, settle.scans.clone())
-        .map_err(|e| {
+    let served =
+        scans::serve(engine.env().listener.as_ref(), &c.callback_listen, settle.scans.clone()).map_err(|e| {
             ApiError::new(ErrorCode::Setup, format!("cannot listen for Settle callbacks on {}: {e}", c.callback_listen))
         })?;
-    engine.inner.listening.lock().unwrap_or_else(|e| e.into_inner()).push(server);
-    let callback = c.callback_url.clone().unwrap_or_else(|| format!("http://{addr}/settle/callback"));
+    engine.inner.listening.lock().unwrap_or_else(|e| e.into_inner()).push(served.guard);
+    let base = c.callback_url.clone().unwrap_or_else(|| format!("http://{}/settle/callback", served.addr));
+    let callback = format!("{}/{}", base.trim_end_matches('/'), served.key);
+    journal_refusals(engine, served.refused);
     let e2 = engine.clone();
     engine.spawn(async move {
         let mut shutdown = e2.inner.shutdown.subscribe();
@@ -163,11 +181,35 @@ pub(crate) async fn start(engine: &Engine) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Journals the callbacks the server refused (`settle_callback_refused`).
+fn journal_refusals(engine: &Engine, mut refused: tokio::sync::mpsc::UnboundedReceiver<(scans::Refusal, u64)>) {
+    let e2 = engine.clone();
+    engine.spawn(async move {
+        let mut shutdown = e2.inner.shutdown.subscribe();
+        loop {
+            let (r, unjournaled_before) = tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                r = refused.recv() => match r { Some(r) => r, None => break },
+            };
+            let data = serde_json::json!({
+                "reason": r.reason,
+                "pos_tid": r.pos_tid,
+                "detail": r.detail,
+                "refused_unjournaled_before": unjournaled_before,
+            });
+            if let Err(e) = e2.journal_event("settle_callback_refused", data).await {
+                tracing::error!(error = %e.message, "could not journal a refused Settle callback");
+            }
+        }
+    });
+}
+
 /// Delivers one Settle operation.
 pub(crate) async fn deliver(engine: &Engine, row: &OutboxRow) -> Delivery {
     let Some(settle) = &engine.inner.providers.settle else { return not_configured("Settle") };
     match &row.op {
-        Op::SettleScanWait { pos_tid, .. } => scan_wait(settle, pos_tid).await,
+        Op::SettleScanWait { pos_tid, amount } => scan_wait(settle, pos_tid, *amount).await,
         Op::SettleRequest { amount, pos_tid, token } => request(settle, row, *amount, pos_tid, token).await,
         Op::SettleAwait { amount, tid, pos_tid } => follow(settle, *amount, tid, pos_tid.as_deref()).await,
         Op::SettleRefund { refund_id, tid, amount } => {
@@ -190,9 +232,9 @@ const POLL: Duration = Duration::from_millis(400);
 const GIVE_UP_WAIT: Duration = Duration::from_secs(60);
 
 /// Waits for the customer to scan the QR code of `pos_tid`.
-async fn scan_wait(settle: &Settle, pos_tid: &str) -> Delivery {
+async fn scan_wait(settle: &Settle, pos_tid: &str, amount: Money) -> Delivery {
     let board = &settle.scans;
-    let mut rx = board.wait(pos_tid);
+    let mut rx = board.wait(pos_tid, amount);
     let outcome = tokio::time::timeout(SCAN_TIMEOUT, rx.recv()).await;
     board.forget(pos_tid);
     match outcome {
@@ -340,7 +382,7 @@ pub(crate) async fn cancel(engine: &Engine, attempt: &Attempt) -> Result<(), Api
     match &attempt.provider_ref {
         Some(tid) => settle.client.abort(tid).await.map_err(|e| connect_error(&e)),
         None => {
-            settle.scans.signal(attempt.reference.as_deref().unwrap_or_default(), ScanSignal::Cancelled);
+            settle.scans.cancel(attempt.reference.as_deref().unwrap_or_default());
             Ok(())
         }
     }

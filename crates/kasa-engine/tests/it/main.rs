@@ -3,6 +3,7 @@
 use kasa_check as invariants;
 
 mod bindings;
+mod callbacks;
 mod chaos;
 mod fiscal;
 mod manager;
