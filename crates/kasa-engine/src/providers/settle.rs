@@ -184,12 +184,15 @@ pub(crate) async fn start(engine: &Engine) -> Result<(), ApiError> {
 /// Journals the callbacks the server refused (`settle_callback_refused`).
 fn journal_refusals(engine: &Engine, mut refused: tokio::sync::mpsc::UnboundedReceiver<(scans::Refusal, u64)>) {
     let e2 = engine.clone();
+    // Subscribed before the task runs, and waited on by value: a shutdown that comes first must
+    // still end the task (the sender of `refused` lives until the server is dropped, which
+    // happens only after the shutdown has waited for this task).
+    let mut shutdown = engine.inner.shutdown.subscribe();
     engine.spawn(async move {
-        let mut shutdown = e2.inner.shutdown.subscribe();
         loop {
             let (r, unjournaled_before) = tokio::select! {
                 biased;
-                _ = shutdown.changed() => break,
+                _ = shutdown.wait_for(|stop| *stop) => break,
                 r = refused.recv() => match r { Some(r) => r, None => break },
             };
             let data = serde_json::json!({
