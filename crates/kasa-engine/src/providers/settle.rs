@@ -150,8 +150,11 @@ pub(crate) async fn start(engine: &Engine) -> Result<(), ApiError> {
     let (Some(settle), Some(c)) = (&engine.inner.providers.settle, &engine.inner.config.systems.settle) else {
         return Ok(());
     };
+    // Two random UUIDs (244 random bits), from the register's randomness so that a seeded
+    // simulation replays the same callback URL.
+    let key = format!("{}{}", engine.env().next_id(), engine.env().next_id()).replace('-', "");
     let served =
-        scans::serve(engine.env().listener.as_ref(), &c.callback_listen, settle.scans.clone()).map_err(|e| {
+        scans::serve(engine.env().listener.as_ref(), &c.callback_listen, settle.scans.clone(), key).map_err(|e| {
             ApiError::new(ErrorCode::Setup, format!("cannot listen for Settle callbacks on {}: {e}", c.callback_listen))
         })?;
     engine.inner.listening.lock().unwrap_or_else(|e| e.into_inner()).push(served.guard);

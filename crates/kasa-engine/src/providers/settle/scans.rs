@@ -229,11 +229,13 @@ pub(crate) struct Served {
     pub(crate) refused: mpsc::UnboundedReceiver<(Refusal, u64)>,
 }
 
-/// Serves `POST /settle/callback/<key>` on `listen` through `listener`, with a new random key.
-pub(crate) fn serve(listener: &dyn crate::env::Listener, listen: &str, board: ScanBoard) -> std::io::Result<Served> {
-    let mut bytes = [0u8; 32];
-    rand::fill(&mut bytes);
-    let key = hex::encode(bytes);
+/// Serves `POST /settle/callback/<key>` on `listen` through `listener`.
+pub(crate) fn serve(
+    listener: &dyn crate::env::Listener,
+    listen: &str,
+    board: ScanBoard,
+    key: String,
+) -> std::io::Result<Served> {
     let (tx, refused) = mpsc::unbounded_channel();
     let state = Callbacks {
         board,
