@@ -7,7 +7,7 @@
 //!
 //! The server trusts no one who can reach it:
 //! - It listens on loopback unless the configuration exposes it.
-//! - Each start makes a random 256-bit key and registers the callback URL as
+//! - Each start makes a random key (244 bits) and registers the callback URL as
 //!   `…/settle/callback/<key>`; a request with another key, or none, is refused. The key is
 //!   compared in constant time. Settle signs its callbacks (with its own RSA key, per its
 //!   developer documentation), but the integration guide Kasa follows gives neither the header
