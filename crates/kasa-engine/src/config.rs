@@ -517,6 +517,28 @@ vat_percent = 10
     }
 
     #[test]
+    fn an_exposed_settle_callback_needs_a_public_https_address() {
+        let settle = "[settle]\nbase_url = \"https://api.settle.eu/\"\nmerchant_id = \"m\"\napi_user = \"u\"\npos_id = \"p\"\nshortlink_id = \"s\"\n";
+        let cases = [
+            ("callback_listen = \"0.0.0.0:8085\"\n", Some("set settle.callback_url")),
+            (
+                "callback_listen = \"0.0.0.0:8085\"\ncallback_url = \"http://register.example/settle/callback\"\n",
+                Some("is not https://"),
+            ),
+            ("callback_listen = \"0.0.0.0:8085\"\ncallback_url = \"https://register.example/settle/callback\"\n", None),
+            ("callback_listen = \"127.0.0.1:8085\"\n", None),
+        ];
+        for (extra, says) in cases {
+            let got = Config::parse(&format!("{GOOD}\n{settle}{extra}"), "kasa.toml");
+            match (got, says) {
+                (Err(e), Some(says)) => assert!(e.to_string().contains(says), "{extra}: {e}"),
+                (Ok(_), None) => {}
+                (got, _) => panic!("{extra}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn the_optional_systems_are_sections_of_their_own() {
         let text = format!(
             "{GOOD}\n[mobilepay]\nbase_url = \"https://api.mobilepay.dk\"\nbio_code = \"B1\"\nterminal_id = \"LANE-1\"\n\
