@@ -211,16 +211,12 @@ impl FinixClient {
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
-        path: &str,
+        path: &[&str],
         query: &[(&str, &str)],
         body: Option<serde_json::Value>,
         timeout: Duration,
     ) -> Result<T, ConnectError> {
-        let url = self
-            .settings
-            .base_url
-            .join(path)
-            .map_err(|e| ConnectError::Config(format!("bad Finix path {path}: {e}")))?;
+        let url = crate::endpoint(SYSTEM, &self.settings.base_url, path)?;
         let mut req = self
             .http
             .request(method, url)
@@ -254,20 +250,18 @@ impl FinixClient {
         serial_number: &str,
     ) -> Result<Device, ConnectError> {
         let body = Self::json(&wire::CreateDevice { description, model, name, serial_number })?;
-        let path = format!("merchants/{merchant_id}/devices");
-        self.call(Method::POST, &path, &[], Some(body), self.settings.timeout).await
+        self.call(Method::POST, &["merchants", merchant_id, "devices"], &[], Some(body), self.settings.timeout).await
     }
 
     /// Reads a device, with its connection state.
     pub async fn device(&self, device_id: &str) -> Result<Device, ConnectError> {
-        let path = format!("devices/{device_id}");
-        self.call(Method::GET, &path, &[("include_connection", "true")], None, self.settings.timeout).await
+        self.call(Method::GET, &["devices", device_id], &[("include_connection", "true")], None, self.settings.timeout)
+            .await
     }
 
     async fn action<T: DeserializeOwned>(&self, device_id: &str, action: &str) -> Result<T, ConnectError> {
         let body = Self::json(&wire::Action { action })?;
-        let path = format!("devices/{device_id}");
-        self.call(Method::PUT, &path, &[], Some(body), self.settings.timeout).await
+        self.call(Method::PUT, &["devices", device_id], &[], Some(body), self.settings.timeout).await
     }
 
     /// Activates a device.
@@ -301,7 +295,7 @@ impl FinixClient {
             tags,
             idempotency_id,
         })?;
-        self.call(Method::POST, "transfers", &[], Some(body), self.settings.sale_timeout).await
+        self.call(Method::POST, &["transfers"], &[], Some(body), self.settings.sale_timeout).await
     }
 
     /// Refunds `amount` of a card sale (a reversal); `idempotency_id` makes a repeat safe.
@@ -312,19 +306,18 @@ impl FinixClient {
         idempotency_id: &str,
     ) -> Result<Transfer, ConnectError> {
         let body = Self::json(&wire::CreateReversal { refund_amount: amount.minor, idempotency_id })?;
-        let path = format!("transfers/{transfer_id}/reversals");
-        self.call(Method::POST, &path, &[], Some(body), self.settings.timeout).await
+        self.call(Method::POST, &["transfers", transfer_id, "reversals"], &[], Some(body), self.settings.timeout).await
     }
 
     /// Reads a transfer.
     pub async fn transfer(&self, transfer_id: &str) -> Result<Transfer, ConnectError> {
-        self.call(Method::GET, &format!("transfers/{transfer_id}"), &[], None, self.settings.timeout).await
+        self.call(Method::GET, &["transfers", transfer_id], &[], None, self.settings.timeout).await
     }
 
     /// Transfers created with an idempotency id (for recovering an unknown outcome).
     pub async fn transfers_by_idempotency_id(&self, idempotency_id: &str) -> Result<Vec<Transfer>, ConnectError> {
         let page: wire::TransferPage = self
-            .call(Method::GET, "transfers", &[("idempotency_id", idempotency_id)], None, self.settings.timeout)
+            .call(Method::GET, &["transfers"], &[("idempotency_id", idempotency_id)], None, self.settings.timeout)
             .await?;
         Ok(page.embedded.map(|e| e.transfers).unwrap_or_default())
     }

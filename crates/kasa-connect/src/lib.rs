@@ -187,7 +187,57 @@ pub fn base_url(text: &str) -> Result<Url, ConnectError> {
     Ok(url)
 }
 
+/// `base` followed by `segments`, each percent-encoded by the `url` crate as exactly one path
+/// segment, so an id holding `/`, `?`, `#` or `%` cannot name another resource. An empty last
+/// segment gives the trailing slash some APIs want; an empty, `.` or `..` segment elsewhere is
+/// refused, since it would collapse into a neighbour.
+pub(crate) fn endpoint(system: &'static str, base: &Url, segments: &[&str]) -> Result<Url, ConnectError> {
+    let mut url = base.clone();
+    {
+        let mut path = url
+            .path_segments_mut()
+            .map_err(|()| ConnectError::Config(format!("{system}: '{base}' cannot carry a path")))?;
+        path.pop_if_empty();
+        for (i, segment) in segments.iter().enumerate() {
+            let last = i + 1 == segments.len();
+            if matches!(*segment, "." | "..") || (segment.is_empty() && !last) {
+                return Err(ConnectError::Config(format!(
+                    "{system}: '{segment}' cannot be an id in a URL path; check the id the request was made for"
+                )));
+            }
+            path.push(segment);
+        }
+    }
+    Ok(url)
+}
+
 /// The register's HTTP client: reqwest over rustls (see [`ReqwestTransport`]).
 pub fn http_client() -> HttpClient {
     HttpClient::new(Arc::new(ReqwestTransport::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(base: &str, segments: &[&str]) -> Result<String, ConnectError> {
+        endpoint("Test", &base_url(base).unwrap(), segments).map(|u| u.to_string())
+    }
+
+    #[test]
+    fn ids_stay_inside_their_segment() {
+        assert_eq!(url("https://x.example/api", &["devices", "DV1"]).unwrap(), "https://x.example/api/devices/DV1");
+        assert_eq!(
+            url("https://x.example/", &["transfers", "a/../b?c=d#e f%"]).unwrap(),
+            "https://x.example/transfers/a%2F..%2Fb%3Fc=d%23e%20f%25"
+        );
+        assert_eq!(
+            url("https://x.example/v1/", &["payment_request", "T1", ""]).unwrap(),
+            "https://x.example/v1/payment_request/T1/"
+        );
+        for bad in ["..", ".", ""] {
+            let err = url("https://x.example/", &["transfers", bad, "reversals"]).unwrap_err();
+            assert!(matches!(err, ConnectError::Config(_)), "{bad:?}: {err}");
+        }
+    }
 }

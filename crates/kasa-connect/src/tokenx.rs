@@ -25,8 +25,8 @@ pub mod paths {
     pub const TOKEN: &str = "oauth2/token";
     /// Get Order Summary List.
     pub const SUMMARY: &str = "api/pos/orders/summary";
-    /// Get Order, Lock, Unlock and Payment live under this prefix.
-    pub const ORDERS: &str = "api/pos/orders";
+    /// Get Order, Lock, Unlock and Payment live under this prefix, one segment each.
+    pub const ORDERS: [&str; 3] = ["api", "pos", "orders"];
 }
 
 /// The contract's JSON shapes.
@@ -320,6 +320,14 @@ impl TokenxClient {
         self.settings.base_url.join(path).map_err(|e| ConnectError::Config(format!("bad Token X path {path}: {e}")))
     }
 
+    /// An order's URL, `tail` after its id; the id is encoded as one segment.
+    fn order_url(&self, order_id: &str, tail: Option<&str>) -> Result<Url, ConnectError> {
+        let [a, b, c] = paths::ORDERS;
+        let mut segments = vec![a, b, c, order_id];
+        segments.extend(tail);
+        crate::endpoint(SYSTEM, &self.settings.base_url, &segments)
+    }
+
     async fn token(&self, fresh: bool) -> Result<String, ConnectError> {
         let mut guard = self.token.lock().await;
         if !fresh
@@ -346,11 +354,10 @@ impl TokenxClient {
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
-        path: &str,
+        url: Url,
         query: &[(&str, &str)],
         body: Option<&serde_json::Value>,
     ) -> Result<T, ConnectError> {
-        let url = self.url(path)?;
         let mut fresh = false;
         loop {
             let token = self.token(fresh).await?;
@@ -374,15 +381,16 @@ impl TokenxClient {
 
     /// Get Order Summary List.
     pub async fn summary(&self) -> Result<Vec<OrderSummary>, ConnectError> {
-        let list: wire::SummaryList =
-            self.call(Method::GET, paths::SUMMARY, &[("terminalId", &self.settings.terminal_id)], None).await?;
+        let list: wire::SummaryList = self
+            .call(Method::GET, self.url(paths::SUMMARY)?, &[("terminalId", &self.settings.terminal_id)], None)
+            .await?;
         list.orders.into_iter().map(OrderSummary::try_from).collect()
     }
 
     /// Get Order.
     pub async fn order(&self, order_id: &str) -> Result<PumpOrder, ConnectError> {
-        let path = format!("{}/{}", paths::ORDERS, encode(order_id));
-        let w: wire::Order = self.call(Method::GET, &path, &[("terminalId", &self.settings.terminal_id)], None).await?;
+        let path = self.order_url(order_id, None)?;
+        let w: wire::Order = self.call(Method::GET, path, &[("terminalId", &self.settings.terminal_id)], None).await?;
         PumpOrder::try_from(w)
     }
 
@@ -390,8 +398,8 @@ impl TokenxClient {
     pub async fn lock(&self, order_id: &str, request_id: &str, renew: Option<&str>) -> Result<Lock, ConnectError> {
         let body = wire::LockRequest { terminal_id: &self.settings.terminal_id, request_id, lock_id: renew };
         let body = crate::to_json(SYSTEM, &body)?;
-        let path = format!("{}/{}/lock", paths::ORDERS, encode(order_id));
-        let g: wire::LockGrant = self.call(Method::POST, &path, &[], Some(&body)).await?;
+        let path = self.order_url(order_id, Some("lock"))?;
+        let g: wire::LockGrant = self.call(Method::POST, path, &[], Some(&body)).await?;
         Ok(Lock { expires_at: parse_time(&g.expires_at)?, lock_id: g.lock_id })
     }
 
@@ -399,8 +407,8 @@ impl TokenxClient {
     pub async fn unlock(&self, order_id: &str, lock_id: &str, request_id: &str) -> Result<(), ConnectError> {
         let body = wire::UnlockRequest { terminal_id: &self.settings.terminal_id, lock_id, request_id };
         let body = crate::to_json(SYSTEM, &body)?;
-        let path = format!("{}/{}/unlock", paths::ORDERS, encode(order_id));
-        let _: serde_json::Value = self.call(Method::POST, &path, &[], Some(&body)).await?;
+        let path = self.order_url(order_id, Some("unlock"))?;
+        let _: serde_json::Value = self.call(Method::POST, path, &[], Some(&body)).await?;
         Ok(())
     }
 
@@ -435,23 +443,10 @@ impl TokenxClient {
                 .collect(),
         };
         let body = crate::to_json(SYSTEM, &body)?;
-        let path = format!("{}/{}/payment", paths::ORDERS, encode(order_id));
-        let a: wire::PaymentAnswer = self.call(Method::POST, &path, &[], Some(&body)).await?;
+        let path = self.order_url(order_id, Some("payment"))?;
+        let a: wire::PaymentAnswer = self.call(Method::POST, path, &[], Some(&body)).await?;
         if a.status == "Paid" { Ok(()) } else { Err(bad(format!("payment answered status '{}'", a.status))) }
     }
-}
-
-/// Percent-encodes a path segment.
-fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn read<T: DeserializeOwned>(resp: crate::transport::Response) -> Result<T, ConnectError> {

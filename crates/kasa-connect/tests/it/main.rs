@@ -5,6 +5,7 @@ mod fiskaltrust;
 mod mobilepay;
 mod settle;
 mod tokenx;
+mod transport;
 
 use std::time::Duration;
 
