@@ -4,6 +4,7 @@
 //! `POST /transfers` naming the device; it answers when the terminal reaches an outcome, so the
 //! call's timeout is long. Errors come in Finix's envelope (`_embedded.errors`).
 
+use crate::ExposeSecret;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -221,7 +222,7 @@ impl FinixClient {
             .http
             .request(method, url)
             .timeout(timeout)
-            .basic_auth(&self.settings.username, self.settings.password.expose())
+            .basic_auth(&self.settings.username, self.settings.password.expose_secret())
             .header("Finix-Version", VERSION)
             .header("Accept", "application/hal+json")
             .query(query);

@@ -29,6 +29,7 @@
 //! void, the `ftState` flag `0x0002` (the queue is in failed mode after its signing unit was
 //! unreachable; a zero receipt leaves it), and signature format `0x03` a QR code.
 
+use crate::ExposeSecret;
 use std::time::Duration;
 
 use kasa_core::{Line, Money, Payment, PaymentKind, Sale};
@@ -615,7 +616,7 @@ impl FiskaltrustClient {
             .request(method, url)
             .timeout(self.settings.timeout)
             .header("x-cashbox-id", &self.settings.cashbox_id)
-            .header("x-cashbox-accesstoken", self.settings.access_token.expose())
+            .header("x-cashbox-accesstoken", self.settings.access_token.expose_secret())
             .header("x-terminal-id", &self.settings.terminal_id);
         if let Some(p) = &self.settings.pos_system_id {
             req = req.header("x-possystem-id", p);
@@ -695,7 +696,7 @@ impl FiskaltrustClient {
             .request(Method::GET, url)
             .timeout(self.settings.timeout)
             .header("x-cashbox-id", &self.settings.cashbox_id)
-            .header("x-cashbox-accesstoken", self.settings.access_token.expose())
+            .header("x-cashbox-accesstoken", self.settings.access_token.expose_secret())
             .query(&[("from", from.to_string()), ("take", take.to_string())]);
         let resp = req.send(SYSTEM).await?;
         let bytes = crate::answer(SYSTEM, resp, error_body)?;

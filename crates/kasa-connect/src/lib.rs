@@ -17,27 +17,11 @@ use std::sync::Arc;
 
 pub use transport::{HttpClient, ReqwestTransport, Transport, Url};
 
-/// A secret value (password, client secret) that never shows in logs or debug output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+/// A secret value (password, client secret, access token): `secrecy`'s string, which prints
+/// as `[REDACTED]` in debug output and is zeroed when dropped. Read it with
+/// [`ExposeSecret::expose_secret`], only where it is sent.
+pub type Secret = secrecy::SecretString;
+pub use secrecy::ExposeSecret;
 
 /// Why a call did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,6 +5,7 @@
 //! `customer`, polls its outcome, and captures it once authorised (3008). Requests carry
 //! `X-Settle-Merchant`, `X-Settle-User` and `Authorization: SECRET <secret>`.
 
+use crate::ExposeSecret;
 use std::time::Duration;
 
 use crate::transport::Method;
@@ -244,7 +245,7 @@ impl SettleClient {
             .timeout(self.settings.timeout)
             .header("X-Settle-Merchant", &self.settings.merchant_id)
             .header("X-Settle-User", &self.settings.api_user)
-            .header("Authorization", format!("SECRET {}", self.settings.secret.expose()));
+            .header("Authorization", format!("SECRET {}", self.settings.secret.expose_secret()));
         if let Some(b) = body {
             req = req.json(&b);
         }

@@ -4,6 +4,7 @@
 //! is made in one place. The client fetches an access token with client credentials, keeps it
 //! until shortly before it expires, and on a `401` fetches a new one once and repeats the call.
 
+use crate::ExposeSecret;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -37,7 +38,7 @@ pub mod wire {
     #[derive(Debug, Deserialize)]
     pub struct Token {
         /// The bearer token.
-        pub access_token: String,
+        pub access_token: crate::Secret,
         /// Lifetime in seconds.
         pub expires_in: u64,
     }
@@ -208,7 +209,7 @@ pub struct Lock {
 pub struct TokenxClient {
     http: crate::HttpClient,
     settings: TokenxSettings,
-    token: Mutex<Option<(String, Instant)>>,
+    token: Mutex<Option<(Secret, Instant)>>,
 }
 
 fn bad(detail: impl Into<String>) -> ConnectError {
@@ -328,7 +329,7 @@ impl TokenxClient {
         crate::endpoint(SYSTEM, &self.settings.base_url, &segments)
     }
 
-    async fn token(&self, fresh: bool) -> Result<String, ConnectError> {
+    async fn token(&self, fresh: bool) -> Result<Secret, ConnectError> {
         let mut guard = self.token.lock().await;
         if !fresh
             && let Some((t, until)) = guard.as_ref()
@@ -339,7 +340,7 @@ impl TokenxClient {
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", self.settings.client_id.as_str()),
-            ("client_secret", self.settings.client_secret.expose()),
+            ("client_secret", self.settings.client_secret.expose_secret()),
         ];
         let resp =
             self.http.post(self.url(paths::TOKEN)?).timeout(self.settings.timeout).form(&form).send(SYSTEM).await?;
@@ -365,7 +366,7 @@ impl TokenxClient {
                 .http
                 .request(method.clone(), url.clone())
                 .timeout(self.settings.timeout)
-                .bearer_auth(&token)
+                .bearer_auth(token.expose_secret())
                 .query(query);
             if let Some(b) = body {
                 req = req.json(b);

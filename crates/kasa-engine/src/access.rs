@@ -39,7 +39,7 @@ pub const MAX_LOCKOUT: Duration = Duration::from_secs(3600);
 pub const DEFAULT_IDLE_LOGOUT: Duration = Duration::from_secs(300);
 
 /// An open manager session, as the screens hold it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(rename_all = "camelCase")]
 pub struct ManagerSession {
@@ -50,10 +50,27 @@ pub struct ManagerSession {
     pub idle_logout_secs: u64,
 }
 
+/// The token is a bearer credential: debug output leaves it out.
+impl std::fmt::Debug for ManagerSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagerSession")
+            .field("token", &"[REDACTED]")
+            .field("idle_logout_secs", &self.idle_logout_secs)
+            .finish()
+    }
+}
+
 /// Open sessions, in memory: a restart logs the manager out.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Sessions {
     last_used: HashMap<String, OffsetDateTime>,
+}
+
+/// The keys are session tokens: debug output shows how many, not which.
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions").field("open", &self.last_used.len()).finish()
+    }
 }
 
 /// The lockout after the `n`-th one in a row (from 1).
@@ -316,6 +333,16 @@ fn locked(left: Duration) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_session_token() {
+        let session = ManagerSession { token: "f00dfeedcafe".into(), idle_logout_secs: 300 };
+        let mut sessions = Sessions::default();
+        sessions.last_used.insert(session.token.clone(), OffsetDateTime::UNIX_EPOCH);
+        for debug in [format!("{session:?}"), format!("{sessions:?}")] {
+            assert!(!debug.contains("f00dfeedcafe"), "{debug}");
+        }
+    }
 
     #[test]
     fn lockouts_double_up_to_an_hour() {

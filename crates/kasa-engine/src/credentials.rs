@@ -5,6 +5,7 @@
 //! doesn't use need not be set. Secrets never go to the database, the configuration file or the
 //! logs.
 
+use kasa_connect::ExposeSecret;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -23,7 +24,7 @@ pub fn read_journal_key(
     credentials: &dyn Credentials,
 ) -> Result<Option<kasa_core::journal::JournalKey>, CredentialError> {
     match credentials.get(JOURNAL_KEY) {
-        Ok(secret) => kasa_core::journal::JournalKey::from_hex(secret.expose())
+        Ok(secret) => kasa_core::journal::JournalKey::from_hex(secret.expose_secret())
             .map(Some)
             .map_err(|e| CredentialError::Unavailable(e.to_string())),
         Err(CredentialError::Missing(_)) => Ok(None),
@@ -86,7 +87,7 @@ impl Credentials for KeyringCredentials {
     fn get(&self, name: &str) -> Result<Secret, CredentialError> {
         check_name(name)?;
         let entry = keyring::Entry::new(SERVICE, name).map_err(|e| keyring_error(name, e))?;
-        entry.get_password().map(Secret::new).map_err(|e| keyring_error(name, e))
+        entry.get_password().map(Secret::from).map_err(|e| keyring_error(name, e))
     }
 
     fn set(&self, name: &str, value: &str) -> Result<(), CredentialError> {
@@ -99,7 +100,7 @@ impl Credentials for KeyringCredentials {
 /// Secrets held in memory only (demo mode and tests).
 #[derive(Debug, Default)]
 pub struct MemoryCredentials {
-    values: Mutex<HashMap<String, String>>,
+    values: Mutex<HashMap<String, Secret>>,
 }
 
 impl MemoryCredentials {
@@ -107,7 +108,7 @@ impl MemoryCredentials {
     pub fn with(pairs: &[(&str, &str)]) -> MemoryCredentials {
         let m = MemoryCredentials::default();
         for (k, v) in pairs {
-            m.values.lock().unwrap_or_else(|e| e.into_inner()).insert(k.to_string(), v.to_string());
+            m.values.lock().unwrap_or_else(|e| e.into_inner()).insert(k.to_string(), Secret::from(*v));
         }
         m
     }
@@ -128,13 +129,13 @@ impl Credentials for MemoryCredentials {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
-            .map(|v| Secret::new(v.clone()))
+            .cloned()
             .ok_or_else(|| CredentialError::Missing(name.to_string()))
     }
 
     fn set(&self, name: &str, value: &str) -> Result<(), CredentialError> {
         check_name(name)?;
-        self.values.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), value.to_string());
+        self.values.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), Secret::from(value));
         Ok(())
     }
 }

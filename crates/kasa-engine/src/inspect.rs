@@ -5,6 +5,7 @@
 //! a dispatcher, so they can run beside a selling register (SQLite's WAL lets readers and the
 //! one writer go on together) and tell the user whether that register is running.
 
+use kasa_connect::ExposeSecret;
 use kasa_core::journal::Verification;
 use kasa_core::{OrderSummary, Sale, SaleState};
 use kasa_store::{QueueCounts, Store};
@@ -88,7 +89,7 @@ impl Inspect {
         let secret = credentials
             .get(crate::credentials::JOURNAL_KEY)
             .map_err(|e| ApiError::new(ErrorCode::Setup, e.to_string()))?;
-        let key = kasa_core::journal::JournalKey::from_hex(secret.expose())
+        let key = kasa_core::journal::JournalKey::from_hex(secret.expose_secret())
             .map_err(|e| ApiError::new(ErrorCode::Setup, e.to_string()))?;
         let store = Store::open_read_only(self.store.path())?.with_key(key);
         Ok(store.verify_journal()?)

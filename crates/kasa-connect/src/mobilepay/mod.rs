@@ -12,6 +12,7 @@
 //! conversions to [`Money`] are explicit, through the decimal text, never through floating
 //! point arithmetic.
 
+use crate::ExposeSecret;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -178,7 +179,7 @@ impl MobilePayClient {
         let token = lock(&self.access_token).clone();
         let mut all: Vec<(&str, Field<'_>)> = fields.to_vec();
         if auth == Auth::Token {
-            all.push(("accessToken", Field::Text(token.expose())));
+            all.push(("accessToken", Field::Text(token.expose_secret())));
         }
         all.push(("bioCode", Field::Text(&self.settings.bio_code)));
         let req = match form {
@@ -451,7 +452,7 @@ impl MobilePayClient {
 
     async fn token_form(&self, form: Form) -> Result<Secret, ConnectError> {
         let w: wire::Token = self.call(form, paths::TOKEN, &[], Auth::BioCode).await?;
-        let token = Secret::new(w.access_token);
+        let token = w.access_token;
         self.set_access_token(token.clone());
         Ok(token)
     }
@@ -471,9 +472,9 @@ impl MobilePayClient {
     /// from now on.
     pub async fn reset_token(&self) -> Result<Secret, ConnectError> {
         let previous = lock(&self.access_token).clone();
-        let fields = [("previousAccessToken", Field::Text(previous.expose()))];
+        let fields = [("previousAccessToken", Field::Text(previous.expose_secret()))];
         let w: wire::Token = self.call(Form::Get, paths::TOKEN_RESET, &fields, Auth::BioCode).await?;
-        let token = Secret::new(w.access_token);
+        let token = w.access_token;
         self.set_access_token(token.clone());
         Ok(token)
     }

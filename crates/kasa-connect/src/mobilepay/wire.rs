@@ -123,7 +123,7 @@ pub struct RefundIds {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Token {
-    pub access_token: String,
+    pub access_token: crate::Secret,
 }
 
 /// Terminal information.

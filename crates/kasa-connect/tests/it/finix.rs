@@ -145,7 +145,7 @@ async fn wrong_password_reads_the_error_envelope() {
         kasa_connect::finix::FinixSettings {
             base_url: kasa_connect::base_url(&sb.finix_url()).unwrap(),
             username: "USdemoKasa".into(),
-            password: kasa_connect::Secret::new("nope"),
+            password: kasa_connect::Secret::from("nope"),
             timeout: Duration::from_secs(5),
             sale_timeout: Duration::from_secs(5),
         },
@@ -153,7 +153,7 @@ async fn wrong_password_reads_the_error_envelope() {
     let err = c.device(DEVICE).await.unwrap_err();
     assert_eq!((err.status(), err.code()), (Some(401), Some("UNKNOWN")));
     assert!(err.to_string().contains("Unauthorized"));
-    assert!(!format!("{:?}", kasa_connect::Secret::new("nope")).contains("nope"));
+    assert!(!format!("{:?}", kasa_connect::Secret::from("nope")).contains("nope"));
 }
 
 #[tokio::test]

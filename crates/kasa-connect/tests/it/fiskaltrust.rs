@@ -14,7 +14,7 @@ fn client(sb: &Sandbox, token: &str) -> FiskaltrustClient {
         FiskaltrustSettings {
             base_url: base_url(&sb.fiskaltrust_url()).unwrap(),
             cashbox_id: sb.config.fiskaltrust.cashbox_id.clone(),
-            access_token: Secret::new(token),
+            access_token: Secret::from(token),
             terminal_id: "T1".into(),
             pos_system_id: None,
             operation_lifetime: Duration::from_secs(15),

@@ -27,7 +27,7 @@ pub fn tokenx(sb: &Sandbox, terminal: &str) -> TokenxClient {
             base_url: base_url(&sb.tokenx_url()).unwrap(),
             terminal_id: terminal.into(),
             client_id: sb.config.tokenx.client_id.clone(),
-            client_secret: Secret::new(sb.config.tokenx.client_secret.clone()),
+            client_secret: Secret::from(sb.config.tokenx.client_secret.clone()),
             timeout: Duration::from_secs(5),
         },
     )
@@ -39,7 +39,7 @@ pub fn finix(sb: &Sandbox) -> FinixClient {
         FinixSettings {
             base_url: base_url(&sb.finix_url()).unwrap(),
             username: sb.config.finix.username.clone(),
-            password: Secret::new(sb.config.finix.password.clone()),
+            password: Secret::from(sb.config.finix.password.clone()),
             timeout: Duration::from_secs(5),
             sale_timeout: Duration::from_secs(30),
         },

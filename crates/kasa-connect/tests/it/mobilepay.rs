@@ -46,6 +46,7 @@
 //! [`an_outage_is_not_sent_and_a_lost_start_is_repeated_safely`]; the simulated customer's
 //! scripts and the sandbox's control routes in [`the_scripted_customer_acts_alone`].
 
+use kasa_connect::ExposeSecret;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -87,7 +88,7 @@ fn client_as(s: &Mp, bio: &str, token: &str, terminal: &str) -> MobilePayClient 
         MobilePaySettings {
             base_url: base_url(&s.http.url()).unwrap(),
             bio_code: bio.into(),
-            access_token: Secret::new(token),
+            access_token: Secret::from(token),
             terminal_id: terminal.into(),
             pos_id: s.mp.pos_id(terminal),
             timeout: Duration::from_secs(5),
@@ -669,8 +670,8 @@ async fn access_token_is_created_once_and_reset_with_the_previous_one() {
     assert_status(&c.stores().await.unwrap_err(), 401, "UNAUTHORIZED");
 
     let token = c.create_token().await.unwrap();
-    assert_eq!(Some(token.expose().to_string()), s.mp.access_token("KASA-BIO-0002"));
-    assert!(!format!("{token:?}").contains(token.expose()));
+    assert_eq!(Some(token.expose_secret().to_string()), s.mp.access_token("KASA-BIO-0002"));
+    assert!(!format!("{token:?}").contains(token.expose_secret()));
     let r = last(&s, "/api/pos/manage/token");
     assert_eq!((r.method.as_str(), query(&r)), ("GET", fields(&[("bioCode", "KASA-BIO-0002")])));
     // The client uses it from now on.
@@ -683,12 +684,12 @@ async fn access_token_is_created_once_and_reset_with_the_previous_one() {
     assert_status(&client_as(&s, "KASA-BIO-9999", "", "AAR-1").create_token().await.unwrap_err(), 401, "UNAUTHORIZED");
 
     // Reset: needs the previous token; the old one stops working.
-    let stale = client_as(&s, "KASA-BIO-0002", token.expose(), "AAR-1");
+    let stale = client_as(&s, "KASA-BIO-0002", token.expose_secret(), "AAR-1");
     let new = c.reset_token().await.unwrap();
-    assert_ne!(new, token);
+    assert_ne!(new.expose_secret(), token.expose_secret());
     assert_eq!(
         query(&last(&s, "/api/pos/manage/token/reset")),
-        fields(&[("previousAccessToken", token.expose()), ("bioCode", "KASA-BIO-0002")])
+        fields(&[("previousAccessToken", token.expose_secret()), ("bioCode", "KASA-BIO-0002")])
     );
     assert_eq!(c.stores().await.unwrap(), ["STORE-0002"]);
     assert_status(&stale.stores().await.unwrap_err(), 401, "UNAUTHORIZED");
@@ -703,7 +704,7 @@ async fn access_token_is_created_once_and_reset_with_the_previous_one() {
     let c = client_as(&s, BIO, "", LANE1);
     let token = c.create_token_post().await.unwrap();
     assert_eq!(last(&s, "/api/pos/manage/token").json(), serde_json::json!({"bioCode": BIO}));
-    assert_eq!(s.mp.access_token(BIO).as_deref(), Some(token.expose()));
+    assert_eq!(s.mp.access_token(BIO).as_deref(), Some(token.expose_secret()));
     assert_eq!(c.terminal_information().await.unwrap().pos_id.as_deref(), Some(POS1));
 }
 
@@ -905,7 +906,7 @@ async fn an_outage_is_not_sent_and_a_lost_start_is_repeated_safely() {
         MobilePaySettings {
             base_url: base_url(&s.http.url()).unwrap(),
             bio_code: BIO.into(),
-            access_token: Secret::new(TOKEN),
+            access_token: Secret::from(TOKEN),
             terminal_id: LANE1.into(),
             pos_id: None,
             timeout: Duration::from_millis(50),

@@ -40,6 +40,13 @@ async fn lists_and_reads_orders_with_one_token() {
     let summary = reqs.iter().find(|r| r.path == "/api/pos/orders/summary").unwrap();
     assert_eq!(summary.query.as_deref(), Some("terminalId=VT-0001"));
     assert!(summary.header("authorization").unwrap().starts_with("Bearer tx-token-"));
+
+    // Neither the client secret nor the cached bearer token shows in debug output.
+    let bearer = summary.header("authorization").unwrap().trim_start_matches("Bearer ").to_string();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains(&sb.config.tokenx.client_secret), "{debug}");
+    assert!(!debug.contains(&bearer), "{debug}");
+    assert!(debug.contains("REDACTED"), "{debug}");
 }
 
 #[tokio::test]
@@ -72,7 +79,7 @@ async fn bad_credentials_and_unknown_orders_are_permanent_errors() {
             base_url: kasa_connect::base_url(&sb.tokenx_url()).unwrap(),
             terminal_id: "VT-0001".into(),
             client_id: "kasa-demo".into(),
-            client_secret: kasa_connect::Secret::new("wrong"),
+            client_secret: kasa_connect::Secret::from("wrong"),
             timeout: std::time::Duration::from_secs(5),
         },
     );

@@ -54,7 +54,7 @@ fn finix(url: &str) -> FinixClient {
         FinixSettings {
             base_url: base_url(url).unwrap(),
             username: "US-user".into(),
-            password: Secret::new("finix-password-never-elsewhere"),
+            password: Secret::from("finix-password-never-elsewhere"),
             timeout: Duration::from_secs(5),
             sale_timeout: Duration::from_secs(5),
         },
@@ -124,10 +124,9 @@ async fn an_answer_just_under_the_cap_is_read() {
 async fn an_id_cannot_leave_its_path_segment() {
     let server = bare(|| ok("{}")).await;
     let _ = finix(&server.url).transfer("TR1/../../devices/DV1?x=1#f").await;
-    let heads = server.heads.lock().unwrap();
-    let line = heads[0].lines().next().unwrap();
+    let first = server.heads.lock().unwrap()[0].clone();
+    let line = first.lines().next().unwrap();
     assert_eq!(line, "GET /transfers/TR1%2F..%2F..%2Fdevices%2FDV1%3Fx=1%23f HTTP/1.1");
-    drop(heads);
     let err = finix(&server.url).transfer("..").await.unwrap_err();
     assert!(matches!(err, ConnectError::Config(_)), "{err:?}");
     assert_eq!(server.heads.lock().unwrap().len(), 1, "a '..' id was sent");
