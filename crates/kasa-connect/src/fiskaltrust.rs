@@ -681,16 +681,7 @@ impl FiskaltrustClient {
         from: u64,
         take: u32,
     ) -> Result<Vec<serde_json::Value>, ConnectError> {
-        let mut url = self
-            .settings
-            .base_url
-            .join("v2/journal/")
-            .map_err(|e| ConnectError::Config(format!("bad fiskaltrust URL: {e}")))?;
-        url.path_segments_mut()
-            .map_err(|_| ConnectError::Config("the fiskaltrust URL cannot take a path".into()))?
-            .pop_if_empty()
-            .push(queue_id)
-            .push(kind.as_str());
+        let url = crate::endpoint(SYSTEM, &self.settings.base_url, &["v2", "journal", queue_id, kind.as_str()])?;
         let req = self
             .http
             .request(Method::GET, url)

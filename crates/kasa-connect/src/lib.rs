@@ -172,9 +172,9 @@ pub fn base_url(text: &str) -> Result<Url, ConnectError> {
 }
 
 /// `base` followed by `segments`, each percent-encoded by the `url` crate as exactly one path
-/// segment, so an id holding `/`, `?`, `#` or `%` cannot name another resource. An empty last
-/// segment gives the trailing slash some APIs want; an empty, `.` or `..` segment elsewhere is
-/// refused, since it would collapse into a neighbour.
+/// segment, so an id holding `/`, `?`, `#` or `%` cannot name another resource. An empty, `.` or
+/// `..` segment is refused, since it would collapse into a neighbour (`transfers/` is the list,
+/// not a transfer).
 pub(crate) fn endpoint(system: &'static str, base: &Url, segments: &[&str]) -> Result<Url, ConnectError> {
     let mut url = base.clone();
     {
@@ -182,15 +182,23 @@ pub(crate) fn endpoint(system: &'static str, base: &Url, segments: &[&str]) -> R
             .path_segments_mut()
             .map_err(|()| ConnectError::Config(format!("{system}: '{base}' cannot carry a path")))?;
         path.pop_if_empty();
-        for (i, segment) in segments.iter().enumerate() {
-            let last = i + 1 == segments.len();
-            if matches!(*segment, "." | "..") || (segment.is_empty() && !last) {
+        for segment in segments {
+            if matches!(*segment, "" | "." | "..") {
                 return Err(ConnectError::Config(format!(
                     "{system}: '{segment}' cannot be an id in a URL path; check the id the request was made for"
                 )));
             }
             path.push(segment);
         }
+    }
+    Ok(url)
+}
+
+/// [`endpoint`] with the trailing slash some APIs want (`payment_request/{tid}/`).
+pub(crate) fn endpoint_dir(system: &'static str, base: &Url, segments: &[&str]) -> Result<Url, ConnectError> {
+    let mut url = endpoint(system, base, segments)?;
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.push("");
     }
     Ok(url)
 }
@@ -208,6 +216,10 @@ mod tests {
         endpoint("Test", &base_url(base).unwrap(), segments).map(|u| u.to_string())
     }
 
+    fn dir(base: &str, segments: &[&str]) -> Result<String, ConnectError> {
+        endpoint_dir("Test", &base_url(base).unwrap(), segments).map(|u| u.to_string())
+    }
+
     #[test]
     fn ids_stay_inside_their_segment() {
         assert_eq!(url("https://x.example/api", &["devices", "DV1"]).unwrap(), "https://x.example/api/devices/DV1");
@@ -216,12 +228,15 @@ mod tests {
             "https://x.example/transfers/a%2F..%2Fb%3Fc=d%23e%20f%25"
         );
         assert_eq!(
-            url("https://x.example/v1/", &["payment_request", "T1", ""]).unwrap(),
+            dir("https://x.example/v1/", &["payment_request", "T1"]).unwrap(),
             "https://x.example/v1/payment_request/T1/"
         );
         for bad in ["..", ".", ""] {
-            let err = url("https://x.example/", &["transfers", bad, "reversals"]).unwrap_err();
-            assert!(matches!(err, ConnectError::Config(_)), "{bad:?}: {err}");
+            for segments in [&["transfers", bad, "reversals"][..], &["transfers", bad]] {
+                let err = url("https://x.example/", segments).unwrap_err();
+                assert!(matches!(err, ConnectError::Config(_)), "{segments:?}: {err}");
+                assert!(dir("https://x.example/", segments).is_err(), "{segments:?}");
+            }
         }
     }
 }

@@ -238,7 +238,7 @@ impl SettleClient {
         path: &[&str],
         body: Option<serde_json::Value>,
     ) -> Result<Option<T>, ConnectError> {
-        let url = crate::endpoint(SYSTEM, &self.settings.base_url, path)?;
+        let url = crate::endpoint_dir(SYSTEM, &self.settings.base_url, path)?;
         let mut req = self
             .http
             .request(method, url)
@@ -264,7 +264,7 @@ impl SettleClient {
     /// Points the shortlink's scans at Kasa's callback.
     pub async fn set_callback(&self, callback_uri: &str) -> Result<(), ConnectError> {
         let body = Self::json(&wire::Callback { callback_uri })?;
-        let path = ["merchant", "v1", "shortlink", self.settings.shortlink_id.as_str(), ""];
+        let path = ["merchant", "v1", "shortlink", self.settings.shortlink_id.as_str()];
         self.call::<serde_json::Value>(Method::PUT, &path, Some(body)).await.map(|_| ())
     }
 
@@ -280,7 +280,7 @@ impl SettleClient {
             amount: amount.minor,
         })?;
         let created: Option<wire::Created> =
-            self.call(Method::POST, &["merchant", "v1", "payment_request", ""], Some(body)).await?;
+            self.call(Method::POST, &["merchant", "v1", "payment_request"], Some(body)).await?;
         created.map(|c| c.id).ok_or_else(|| ConnectError::BadAnswer {
             system: SYSTEM,
             detail: "no id in the payment request answer".into(),
@@ -289,7 +289,7 @@ impl SettleClient {
 
     /// The outcome of a payment request (4004 comes back as a `NotFound` outcome).
     pub async fn outcome(&self, tid: &str) -> Result<Outcome, ConnectError> {
-        let path = ["merchant", "v1", "payment_request", tid, "outcome", ""];
+        let path = ["merchant", "v1", "payment_request", tid, "outcome"];
         match self.call::<Outcome>(Method::GET, &path, None).await {
             Ok(Some(o)) => Ok(o),
             Ok(None) => Err(ConnectError::BadAnswer { system: SYSTEM, detail: "empty outcome".into() }),
@@ -313,7 +313,7 @@ impl SettleClient {
         refund_id: Option<&str>,
     ) -> Result<(), ConnectError> {
         let body = Self::json(&wire::Action { action, amount, refund_id })?;
-        let path = ["merchant", "v1", "payment_request", tid, ""];
+        let path = ["merchant", "v1", "payment_request", tid];
         self.call::<serde_json::Value>(Method::PUT, &path, Some(body)).await.map(|_| ())
     }
 

@@ -26,8 +26,9 @@ pub const MAX_BODY: usize = 4 * 1024 * 1024;
 /// When a call sets no timeout of its own.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One request as it goes on the wire.
-#[derive(Debug)]
+/// One request as it goes on the wire. Its `Debug` leaves out the query and the body, which
+/// may carry credentials (MobilePay's `accessToken`, Token X's `client_secret`); credential
+/// headers are marked sensitive and print as such.
 pub struct Request {
     /// The method.
     pub method: Method,
@@ -39,6 +40,27 @@ pub struct Request {
     pub body: Vec<u8>,
     /// How long to wait for the whole answer.
     pub timeout: Duration,
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut url = self.url.clone();
+        url.set_query(None);
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("url", &url.as_str())
+            .field("headers", &self.headers)
+            .field("body_bytes", &self.body.len())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Whether a header carries a credential (`Authorization`, or a name holding `token`, `secret`
+/// or `key`, as fiskaltrust's `x-cashbox-accesstoken`).
+fn is_credential(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    *name == AUTHORIZATION || ["token", "secret", "key"].iter().any(|w| n.contains(w))
 }
 
 /// An answer as it came off the wire.
@@ -228,7 +250,7 @@ impl RequestBuilder {
     pub fn header(mut self, name: &'static str, value: impl AsRef<str>) -> RequestBuilder {
         match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value.as_ref())) {
             (Ok(n), Ok(mut v)) => {
-                if n == AUTHORIZATION {
+                if is_credential(&n) {
                     v.set_sensitive(true);
                 }
                 self.request.headers.append(n, v);
@@ -349,6 +371,20 @@ mod tests {
         let form = client().post(Url::parse("http://127.0.0.1:1/t").unwrap()).form(&[("a", "x y"), ("b", "=")]);
         let text = String::from_utf8(form.send("test").await.unwrap().into_body()).unwrap();
         assert!(text.ends_with("content-type: application/x-www-form-urlencoded\na=x+y&b=%3D"), "{text}");
+    }
+
+    #[test]
+    fn debug_output_leaves_out_credentials_query_and_body() {
+        let b = client()
+            .post(Url::parse("http://127.0.0.1:1/pos?accessToken=tok-in-query").unwrap())
+            .bearer_auth("tok-in-bearer")
+            .header("x-cashbox-accesstoken", "tok-in-header")
+            .form(&[("client_secret", "tok-in-body")]);
+        let debug = format!("{b:?}");
+        for secret in ["tok-in-query", "tok-in-bearer", "tok-in-header", "tok-in-body"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert!(debug.contains("http://127.0.0.1:1/pos"), "{debug}");
     }
 
     #[tokio::test]

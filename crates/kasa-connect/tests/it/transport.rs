@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kasa_connect::finix::{FinixClient, FinixSettings};
+use kasa_connect::settle::{SettleClient, SettleSettings};
+use kasa_connect::transport::MAX_BODY;
 use kasa_connect::{ConnectError, Secret, base_url, http_client};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -111,13 +113,33 @@ async fn an_oversized_answer_is_refused_whether_declared_or_streamed() {
 }
 
 #[tokio::test]
-async fn an_answer_just_under_the_cap_is_read() {
-    // The cap refuses only what is over it: a 3 MiB answer still arrives whole.
-    let padding = " ".repeat(3 << 20);
-    let server = bare(move || ok(&format!("{padding}{{\"id\":\"TR1\"}}"))).await;
-    let err = finix(&server.url).transfer("TR1").await.unwrap_err();
-    // The body is read and parsed (it lacks a transfer's fields), not refused for size.
-    assert!(!err.to_string().contains("larger than"), "{err}");
+async fn the_cap_is_exact() {
+    // A Settle action reads any JSON: `{}` padded to exactly the cap is read, one byte more is not.
+    for (size, read) in [(MAX_BODY, true), (MAX_BODY + 1, false)] {
+        let body = format!("{}{{}}", " ".repeat(size - 2));
+        let server = bare(move || ok(&body)).await;
+        let got = settle(&server.url).capture("T1").await;
+        match (got, read) {
+            (Ok(()), true) => {}
+            (Err(e), false) => assert!(e.to_string().contains("larger than 4 MiB"), "{e}"),
+            (got, _) => panic!("{size} bytes: {got:?}"),
+        }
+    }
+}
+
+fn settle(url: &str) -> SettleClient {
+    SettleClient::new(
+        http_client(),
+        SettleSettings {
+            base_url: base_url(url).unwrap(),
+            merchant_id: "m".into(),
+            api_user: "u".into(),
+            secret: Secret::from("settle-secret"),
+            pos_id: "p".into(),
+            shortlink_id: "s".into(),
+            timeout: Duration::from_secs(5),
+        },
+    )
 }
 
 #[tokio::test]
@@ -127,7 +149,11 @@ async fn an_id_cannot_leave_its_path_segment() {
     let first = server.heads.lock().unwrap()[0].clone();
     let line = first.lines().next().unwrap();
     assert_eq!(line, "GET /transfers/TR1%2F..%2F..%2Fdevices%2FDV1%3Fx=1%23f HTTP/1.1");
-    let err = finix(&server.url).transfer("..").await.unwrap_err();
-    assert!(matches!(err, ConnectError::Config(_)), "{err:?}");
-    assert_eq!(server.heads.lock().unwrap().len(), 1, "a '..' id was sent");
+    for id in ["..", "."] {
+        let err = finix(&server.url).transfer(id).await.unwrap_err();
+        assert!(matches!(err, ConnectError::Config(_)), "{err:?}");
+    }
+    // An empty id would read the list of transfers.
+    assert!(matches!(finix(&server.url).transfer("").await, Err(ConnectError::Config(_))));
+    assert_eq!(server.heads.lock().unwrap().len(), 1, "an id that is no id was sent");
 }
